@@ -1,0 +1,196 @@
+/*-------------------------------------------------------------------------
+ *
+ * hr_json.c
+ *		Read the API's JSON answers with json-c.  json-c's json_object type
+ *		clashes with PostgreSQL's json_object() declaration, so json-c stays
+ *		in this file, which includes no server header.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "hr_internal.h"
+
+/*
+ * Parse body as exactly one JSON value; NULL if it is not JSON, is
+ * truncated, or has trailing garbage.
+ */
+static struct json_object *
+parse_whole(const char *body, size_t len)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+	size_t		used;
+
+	if (len > (size_t) HR_MAX_BODY_BYTES)
+		return NULL;
+	tok = json_tokener_new();
+	if (tok == NULL)
+		return NULL;
+	obj = json_tokener_parse_ex(tok, body, (int) len);
+	if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success)
+	{
+		/* json_tokener_continue means truncated: not a whole document */
+		json_object_put(obj);
+		json_tokener_free(tok);
+		return NULL;
+	}
+	used = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	while (used < len && strchr(" \t\r\n", body[used]) && body[used] != '\0')
+		used++;
+	if (used != len)
+	{
+		json_object_put(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+static const char *
+type_name(struct json_object *v)
+{
+	switch (json_object_get_type(v))
+	{
+		case json_type_null:
+			return "null";
+		case json_type_boolean:
+			return "a boolean";
+		case json_type_double:
+		case json_type_int:
+			return "a number";
+		case json_type_object:
+			return "an object";
+		case json_type_array:
+			return "an array";
+		case json_type_string:
+			return "a string";
+	}
+	return "unknown";
+}
+
+hr_code
+hr_config_vars_pick(const char *body, size_t len, const char *app,
+					const char *config_var, char **value, char **used_name,
+					hr_error *err)
+{
+	struct json_object *root;
+	struct json_object *v = NULL;
+	char		alt[300];
+	const char *name = config_var;
+	const char *s;
+	size_t		slen;
+
+	*value = NULL;
+	*used_name = NULL;
+	root = parse_whole(body, len);
+	if (root == NULL)
+	{
+		hr_error_set(err, HR_EPROTOCOL,
+					 "invalid answer from the Heroku API for app \"%s\"", app);
+		hr_error_detail(err, "The config-vars answer is not a complete JSON document.");
+		return HR_EPROTOCOL;
+	}
+	if (!json_object_is_type(root, json_type_object))
+	{
+		hr_error_set(err, HR_EPROTOCOL,
+					 "invalid answer from the Heroku API for app \"%s\"", app);
+		hr_error_detail(err, "The config-vars answer is %s, not a JSON object.",
+						type_name(root));
+		json_object_put(root);
+		return HR_EPROTOCOL;
+	}
+	/* exact name first, then the attachment name's <NAME>_URL */
+	if (!json_object_object_get_ex(root, config_var, &v))
+	{
+		snprintf(alt, sizeof(alt), "%s_URL", config_var);
+		if (json_object_object_get_ex(root, alt, &v))
+			name = alt;
+		else
+		{
+			hr_error_set(err, HR_ENOTFOUND,
+						 "config var \"%s\" is not set on Heroku app \"%s\"",
+						 config_var, app);
+			hr_error_hint(err, "Check the name with \"heroku config -a %s\"; an attachment name such as HEROKU_POSTGRESQL_VIOLET also finds HEROKU_POSTGRESQL_VIOLET_URL.",
+						  app);
+			json_object_put(root);
+			return HR_ENOTFOUND;
+		}
+	}
+	if (v == NULL || json_object_is_type(v, json_type_null))
+	{
+		hr_error_set(err, HR_ENOTFOUND,
+					 "config var \"%s\" of Heroku app \"%s\" is null", name, app);
+		json_object_put(root);
+		return HR_ENOTFOUND;
+	}
+	if (!json_object_is_type(v, json_type_string))
+	{
+		hr_error_set(err, HR_EPROTOCOL,
+					 "invalid answer from the Heroku API for app \"%s\"", app);
+		hr_error_detail(err, "The value of config var \"%s\" is %s, not a string.",
+						name, type_name(v));
+		json_object_put(root);
+		return HR_EPROTOCOL;
+	}
+	s = json_object_get_string(v);
+	slen = (size_t) json_object_get_string_len(v);
+	if (memchr(s, '\0', slen) != NULL)
+	{
+		hr_error_set(err, HR_EBADURL,
+					 "config var \"%s\" of Heroku app \"%s\" contains a NUL character",
+					 name, app);
+		json_object_put(root);
+		return HR_EBADURL;
+	}
+	*value = hr_strndup(s, slen);
+	*used_name = hr_strdup(name);
+	/* json-c keeps its own copy of the value: wipe it before freeing */
+	memset((char *) s, 0, slen);
+	json_object_put(root);
+	if (*value == NULL || *used_name == NULL)
+	{
+		hr_free_secret(*value);
+		free(*used_name);
+		*value = NULL;
+		*used_name = NULL;
+		return hr_error_oom(err);
+	}
+	return HR_OK;
+}
+
+/*
+ * The "id" and "message" of a Heroku error body, for a DETAIL line.
+ * Writes "" when the body is not such an object.
+ */
+void
+hr_api_error_text(const char *body, size_t len, char *dst, size_t dstlen)
+{
+	struct json_object *root;
+	struct json_object *id = NULL;
+	struct json_object *msg = NULL;
+	char		idp[80] = "";
+	char		msgp[300] = "";
+
+	dst[0] = '\0';
+	if (body == NULL || len == 0)
+		return;
+	root = parse_whole(body, len);
+	if (root == NULL)
+		return;
+	if (json_object_is_type(root, json_type_object))
+	{
+		if (json_object_object_get_ex(root, "id", &id) &&
+			json_object_is_type(id, json_type_string))
+			hr_printable(idp, sizeof(idp), json_object_get_string(id), 60);
+		if (json_object_object_get_ex(root, "message", &msg) &&
+			json_object_is_type(msg, json_type_string))
+			hr_printable(msgp, sizeof(msgp), json_object_get_string(msg), 250);
+		if (idp[0] || msgp[0])
+			snprintf(dst, dstlen, "%s%s%s", idp, (idp[0] && msgp[0]) ? ": " : "", msgp);
+	}
+	json_object_put(root);
+}

@@ -1,0 +1,34 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_heroku.h
+ *		Declarations shared by the extension's server-side files.  Includes
+ *		server headers, so it must never meet json-c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_HEROKU_H
+#define PG_HEROKU_H
+
+#include "postgres.h"
+
+#include "heroku_resolver.h"
+
+/* A resolution copied into palloc'd memory of the caller's context. */
+typedef struct HrResolved
+{
+	char	   *conninfo;		/* keyword='value' ... (secret) */
+	char	   *url;			/* postgres://... (secret) */
+	char	   *config_var;		/* the name actually used */
+	int			nparams;
+	char	  **keywords;
+	char	  **values;
+} HrResolved;
+
+/* pg_resolve.c */
+extern void hr_pg_resolve_init(void);
+extern void hr_pg_settings(hr_settings *s);
+extern HrResolved *hr_pg_resolve(const char *app, const char *config_var);
+extern void hr_pg_report(int elevel, const hr_error *err) pg_attribute_noreturn();
+extern char *hr_pg_text_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+
+#endif							/* PG_HEROKU_H */
