@@ -40,7 +40,7 @@ heroku_dblink_url(PG_FUNCTION_ARGS)
 {
 	char	   *app = hr_pg_text_arg(fcinfo, 0, "app");
 	char	   *config_var = hr_pg_text_arg(fcinfo, 1, "config_var");
-	HrResolved *r = hr_pg_resolve(app, config_var);
+	HrResolved *r = hr_pg_resolve(app, config_var, false);
 
 	PG_RETURN_TEXT_P(cstring_to_text(r->conninfo));
 }
@@ -53,7 +53,7 @@ heroku_database_url(PG_FUNCTION_ARGS)
 {
 	char	   *app = hr_pg_text_arg(fcinfo, 0, "app");
 	char	   *config_var = hr_pg_text_arg(fcinfo, 1, "config_var");
-	HrResolved *r = hr_pg_resolve(app, config_var);
+	HrResolved *r = hr_pg_resolve(app, config_var, false);
 
 	PG_RETURN_TEXT_P(cstring_to_text(r->url));
 }

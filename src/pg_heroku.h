@@ -27,7 +27,12 @@ typedef struct HrResolved
 /* pg_resolve.c */
 extern void hr_pg_resolve_init(void);
 extern void hr_pg_settings(hr_settings *s);
-extern HrResolved *hr_pg_resolve(const char *app, const char *config_var);
+/*
+ * Resolve app's config var.  fresh = true always asks the API (the
+ * self-healing paths); false may be answered from a cache once one exists.
+ */
+extern HrResolved *hr_pg_resolve(const char *app, const char *config_var,
+								 bool fresh);
 extern void hr_pg_report(int elevel, const hr_error *err) pg_attribute_noreturn();
 extern char *hr_pg_text_arg(FunctionCallInfo fcinfo, int argno, const char *name);
 

@@ -241,11 +241,12 @@ copy_result(const hr_result *r)
 }
 
 /*
- * Resolve app's config var through the API now.  Throws on failure; the
- * core's malloc'd memory is released before any ereport.
+ * Resolve app's config var through the API.  Throws on failure; the
+ * core's malloc'd memory is released before any ereport.  There is no
+ * cache yet, so fresh makes no difference.
  */
 HrResolved *
-hr_pg_resolve(const char *app, const char *config_var)
+hr_pg_resolve(const char *app, const char *config_var, bool fresh)
 {
 	hr_settings s;
 	hr_result	r;
