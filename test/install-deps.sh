@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install the Debian packages the build and the tests need, and only those that are missing:
+# CI and fresh developer machines start without them, and apt-get is slow when run for nothing.
+set -euo pipefail
+
+# The one list of packages. Add new build or test dependencies here.
+PACKAGES=(
+	postgresql-15
+	postgresql-contrib
+	postgresql-server-dev-15
+	libcurl4-openssl-dev
+	libjson-c-dev
+	libpq-dev
+	libipc-run-perl
+	openssl
+	make
+	gcc
+	pkg-config
+	python3
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+	if [[ "$status" != installed ]]; then
+		missing+=("$pkg")
+	fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+	echo "install-deps: all ${#PACKAGES[@]} packages present"
+	exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "install-deps: missing packages (${missing[*]}) and not root: install them and retry" >&2
+	exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+# No stdin in CI: never let apt or debconf ask a question.
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q </dev/null
+apt-get install -y -q --no-install-recommends \
+	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+	"${missing[@]}" </dev/null

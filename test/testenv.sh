@@ -1,0 +1,557 @@
+#!/usr/bin/env bash
+# The heroku_resolver test environment: a mock of the Heroku Platform API and three PostgreSQL
+# clusters ("local" runs the extension; "remote" and "remote2" stand in for Heroku Postgres and
+# accept only TLS). Everything lives under $HR_TEST_DIR and is owned by the postgres OS user,
+# because initdb, postgres and pg_regress refuse to run as root.
+#
+#   bash test/testenv.sh start|stop|status
+#
+# After start, `. "$HR_TEST_DIR/env.sh"` gives ports and file paths (never secret values).
+set -euo pipefail
+
+PGBIN=${HR_PGBIN:-/usr/lib/postgresql/15/bin}
+# Debian's interpreter, not whatever a version manager puts first in PATH.
+PY=/usr/bin/python3
+HR_TEST_DIR=${HR_TEST_DIR:-/tmp/heroku_resolver_test}
+HR_MOCK_PORT=${HR_MOCK_PORT:-54380}
+HR_MOCK_TLS_PORT=${HR_MOCK_TLS_PORT:-54381}
+HR_LOCAL_PORT=${HR_LOCAL_PORT:-54330}
+HR_REMOTE_PORT=${HR_REMOTE_PORT:-54331}
+HR_REMOTE2_PORT=${HR_REMOTE2_PORT:-54332}
+REPO_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Proves a directory was made by this script before anything in it is deleted.
+MARKER=.heroku_resolver_test
+CLUSTERS=(local remote remote2)
+MYAPP_ID=3f0a4c1e-8a6b-4d6e-9a51-2b7c9d0e1f23
+QUIRKY_ID=7c2e9b4d-1f3a-4e5b-8c6d-0a1b2c3d4e5f
+OTHER_ID=9d8c7b6a-5e4f-4a3b-9c2d-1e0f2a3b4c5d
+
+die() {
+	echo "testenv: $*" >&2
+	exit 1
+}
+say() { echo "testenv: $*"; }
+
+# Prefix that runs a command as the postgres OS user (empty if we already are that user).
+AS_PG=()
+if [[ $(id -u) -eq 0 ]]; then AS_PG=(runuser -u postgres --); fi
+as_pg() { "${AS_PG[@]}" "$@"; }
+
+# Log tails may be shown on failure: hide anything shaped like a token or a URL password.
+mask() {
+	sed -E 's/HRKU-[0-9A-Za-z_-]+/HRKU-****/g; s#(://[^:/@ ]*:)[^@ ]*@#\1****@#g'
+}
+
+check_setup() {
+	id postgres >/dev/null 2>&1 || die "no postgres OS user: run test/install-deps.sh first"
+	[[ -x "$PGBIN/initdb" ]] || die "$PGBIN/initdb not found: run test/install-deps.sh first"
+	[[ -x $PY ]] || die "$PY not found: run test/install-deps.sh first"
+	if [[ $(id -u) -ne 0 && $(id -u) -ne $(id -u postgres) ]]; then
+		die "run as root or as postgres"
+	fi
+	# The path goes into postgresql.conf, socket paths and URLs: keep it plain.
+	[[ "$HR_TEST_DIR" =~ ^/[A-Za-z0-9._/-]+$ && "$HR_TEST_DIR" != / ]] ||
+		die "HR_TEST_DIR must be an absolute path of [A-Za-z0-9._/-], not /"
+	local p
+	for p in "$HR_MOCK_PORT" "$HR_MOCK_TLS_PORT" "$HR_LOCAL_PORT" "$HR_REMOTE_PORT" "$HR_REMOTE2_PORT"; do
+		if ! [[ "$p" =~ ^[0-9]+$ ]] || ((p < 1024 || p > 65535)); then die "bad port: $p"; fi
+	done
+	local n
+	n=$(printf '%s\n' "$HR_MOCK_PORT" "$HR_MOCK_TLS_PORT" "$HR_LOCAL_PORT" "$HR_REMOTE_PORT" "$HR_REMOTE2_PORT" | sort -u | wc -l)
+	((n == 5)) || die "the five HR_*_PORT values must differ"
+}
+
+# True if something accepts TCP connections on 127.0.0.1:$1.
+port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+cluster_port() {
+	case $1 in
+	local) echo "$HR_LOCAL_PORT" ;;
+	remote) echo "$HR_REMOTE_PORT" ;;
+	remote2) echo "$HR_REMOTE2_PORT" ;;
+	esac
+}
+
+# local uses sock/ (that is PGHOST); each remote has its own socket directory.
+cluster_sock() {
+	case $1 in
+	local) echo "$HR_TEST_DIR/sock" ;;
+	*) echo "$HR_TEST_DIR/sock-$1" ;;
+	esac
+}
+
+# PIDs of processes whose command line names this environment's files: postmasters of our data
+# directories and the mock (it is given our tokens file). Used only to clean up after a crash.
+leftover_pids() {
+	local f pid cmd
+	for f in /proc/[0-9]*/cmdline; do
+		pid=${f#/proc/}
+		pid=${pid%/cmdline}
+		[[ $pid -ne $$ ]] || continue
+		cmd=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
+		case $cmd in
+		*"postgres -D $HR_TEST_DIR/"* | *"mock_heroku.py"*"$HR_TEST_DIR/tokens.json"*)
+			echo "$pid"
+			;;
+		esac
+	done
+}
+
+stop_mock() {
+	local pidfile=$HR_TEST_DIR/mock.pid pid i
+	[[ -f $pidfile ]] || return 0
+	pid=$(head -n1 "$pidfile" 2>/dev/null || true)
+	# Only signal the PID if it is still our mock, not a recycled PID.
+	if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q mock_heroku.py; then
+		kill "$pid" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$pid" 2>/dev/null || true
+	fi
+	rm -f "$pidfile"
+}
+
+cmd_stop() {
+	local c data pid i pids
+	[[ -d $HR_TEST_DIR ]] || return 0
+	cd "$HR_TEST_DIR"
+	for c in "${CLUSTERS[@]}"; do
+		data=$HR_TEST_DIR/$c
+		if [[ -f $data/postmaster.pid ]]; then
+			as_pg "$PGBIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+				say "pg_ctl stop failed for $c (see $HR_TEST_DIR/$c.log)"
+		fi
+	done
+	stop_mock
+	# Whatever survived (a crashed start, a deleted data directory): end it by PID.
+	pids=$(leftover_pids)
+	if [[ -n $pids ]]; then
+		say "ending leftover processes: $(echo "$pids" | tr '\n' ' ')"
+		for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+		for ((i = 0; i < 50; i++)); do
+			pids=$(leftover_pids)
+			[[ -n $pids ]] || break
+			sleep 0.1
+		done
+		for pid in $pids; do kill -9 "$pid" 2>/dev/null || true; done
+	fi
+	cd /
+}
+
+cmd_status() {
+	local c rc=0 pid
+	for c in "${CLUSTERS[@]}"; do
+		if [[ -d $HR_TEST_DIR/$c ]] && as_pg "$PGBIN/pg_ctl" -D "$HR_TEST_DIR/$c" status >/dev/null 2>&1; then
+			echo "$c: running on port $(cluster_port "$c")"
+		else
+			echo "$c: not running"
+			rc=1
+		fi
+	done
+	pid=$(head -n1 "$HR_TEST_DIR/mock.pid" 2>/dev/null || true)
+	if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && port_open "$HR_MOCK_PORT"; then
+		echo "mock: running (pid $pid) on ports $HR_MOCK_PORT and $HR_MOCK_TLS_PORT (TLS)"
+	else
+		echo "mock: not running"
+		rc=1
+	fi
+	return $rc
+}
+
+# Delete and recreate $HR_TEST_DIR, but only if this script made it (or it is empty).
+fresh_dir() {
+	case $REPO_TOP/ in
+	"$HR_TEST_DIR"/*) die "refusing to run from inside HR_TEST_DIR ($REPO_TOP): it is deleted on start" ;;
+	esac
+	if [[ -e $HR_TEST_DIR ]]; then
+		if [[ -f $HR_TEST_DIR/$MARKER || -z "$(ls -A "$HR_TEST_DIR")" ]]; then
+			rm -rf "$HR_TEST_DIR"
+		else
+			die "$HR_TEST_DIR exists and was not made by this script: remove it or set HR_TEST_DIR"
+		fi
+	fi
+	mkdir -p "$(dirname "$HR_TEST_DIR")"
+	mkdir -m 0700 "$HR_TEST_DIR"
+	touch "$HR_TEST_DIR/$MARKER"
+	if [[ $(id -u) -eq 0 ]]; then chown -R postgres:postgres "$HR_TEST_DIR"; fi
+	as_pg test -w "$HR_TEST_DIR" -a -x "$HR_TEST_DIR" ||
+		die "postgres cannot use $HR_TEST_DIR (is a parent directory closed to it?)"
+}
+
+# The tests read their inputs from a copy the postgres user can read and write: the checkout
+# itself may be closed to that user.
+copy_repo() {
+	mkdir "$HR_TEST_DIR/src"
+	# Leave out git's data and the output of earlier local test runs.
+	tar -C "$REPO_TOP" --exclude=./.git --exclude=./results --exclude=./tmp_check --exclude=./log \
+		--exclude='./regression.*' -cf - . | tar -C "$HR_TEST_DIR/src" -xf -
+}
+
+# A throwaway CA and certificates. Good ones last 30 days; the expired ones are made with
+# `openssl ca -startdate/-enddate`, since OpenSSL 3.0's req/x509 refuse a negative -days and
+# have no -not_after.
+make_tls() {
+	local t=$HR_TEST_DIR/tls
+	mkdir -m 0755 "$t" "$t/ca-db"
+	touch "$t/ca-db/index.txt"
+	cat >"$t/openssl.cnf" <<'CNF'
+[ca]
+default_ca = throwaway
+[throwaway]
+dir = .
+database = $dir/ca-db/index.txt
+new_certs_dir = $dir/ca-db
+rand_serial = yes
+default_md = sha256
+policy = anything
+unique_subject = no
+copy_extensions = none
+email_in_dn = no
+[anything]
+commonName = supplied
+organizationName = optional
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+[v3_server]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,IP:127.0.0.1,IP:::1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+[v3_wrong]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:wrong.example
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+CNF
+	(
+		cd "$t"
+		umask 077
+		# key NAME: a P-256 key (fast to make, accepted by OpenSSL, libpq, libcurl and Python).
+		key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
+		csr() { openssl req -new -key "$1.key" -subj "$2" -out "$1.csr"; }
+		# sign NAME CA_CERT CA_KEY EXTENSIONS DATE_OPTIONS...
+		sign() {
+			local name=$1 cacert=$2 cakey=$3 ext=$4
+			shift 4
+			openssl ca -batch -notext -config openssl.cnf -in "$name.csr" -out "$name.crt" \
+				-cert "$cacert" -keyfile "$cakey" -extensions "$ext" "$@" 2>/dev/null
+		}
+		# selfsign NAME KEY_NAME EXTENSIONS DATE_OPTIONS...
+		selfsign() {
+			local name=$1 keyname=$2 ext=$3
+			shift 3
+			openssl ca -batch -notext -config openssl.cnf -selfsign -in "$name.csr" -out "$name.crt" \
+				-keyfile "$keyname.key" -extensions "$ext" "$@" 2>/dev/null
+		}
+		key ca
+		csr ca "/O=heroku_resolver tests/CN=heroku_resolver test CA"
+		selfsign ca ca v3_ca -days 30
+		key server
+		csr server "/O=heroku_resolver tests/CN=localhost"
+		sign server ca.crt ca.key v3_server -days 30
+		key wrong-name
+		csr wrong-name "/O=heroku_resolver tests/CN=wrong.example"
+		sign wrong-name ca.crt ca.key v3_wrong -days 30
+		# A separate CA that expired in 2020, and a server certificate it signed (expired too).
+		key expired-ca
+		csr expired-ca "/O=heroku_resolver tests/CN=heroku_resolver expired CA"
+		selfsign expired-ca expired-ca v3_ca -startdate 20200101000000Z -enddate 20200201000000Z
+		key expired-server
+		csr expired-server "/O=heroku_resolver tests/CN=localhost"
+		sign expired-server expired-ca.crt expired-ca.key v3_server \
+			-startdate 20200102000000Z -enddate 20200130000000Z
+		# The test CA's own key and name in a certificate that expired: as a CA file it makes
+		# the running mock and remotes fail with "certificate has expired".
+		cp ca.csr ca-expired.csr
+		selfsign ca-expired ca v3_ca -startdate 20200101000000Z -enddate 20200201000000Z
+		rm -f ./*.csr
+	)
+	chmod 0644 "$t"/*.crt
+	chmod 0600 "$t"/*.key
+	openssl verify -CAfile "$t/ca.crt" "$t/server.crt" "$t/wrong-name.crt" >/dev/null ||
+		die "generated certificates do not verify"
+}
+
+# Write a SQL string literal (standard_conforming_strings is on: only ' needs doubling).
+sql_lit() {
+	local s=${1//\'/\'\'}
+	printf "'%s'" "$s"
+}
+
+# psql as postgres over a cluster's unix socket; the SQL comes on stdin so that passwords
+# never appear in a command line. Statement logging is off so they stay out of server logs.
+pg_sql() {
+	local c=$1 db=$2
+	{
+		printf '%s\n' "SET log_statement = 'none';" "SET log_min_error_statement = 'panic';"
+		cat
+	} | as_pg env PGCLIENTENCODING=UTF8 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=terse \
+		-h "$(cluster_sock "$c")" -p "$(cluster_port "$c")" -U postgres -d "$db" >/dev/null
+}
+
+init_cluster() {
+	local c=$1 data=$HR_TEST_DIR/$1 sock conf
+	sock=$(cluster_sock "$c")
+	as_pg mkdir -m 0700 "$sock"
+	as_pg "$PGBIN/initdb" -D "$data" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
+		-E UTF8 --locale=C -N >"$HR_TEST_DIR/initdb-$c.log" 2>&1 ||
+		die "initdb $c failed, see $HR_TEST_DIR/initdb-$c.log"
+	conf=$data/postgresql.conf
+	# Settings for a throwaway cluster: fast (no fsync) and logs that say who did what.
+	cat >>"$conf" <<CONF
+
+# --- heroku_resolver test environment ---
+port = $(cluster_port "$c")
+unix_socket_directories = '$sock'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 32MB
+max_connections = 50
+timezone = 'UTC'
+lc_messages = 'C'
+logging_collector = off
+log_min_messages = info
+log_line_prefix = '%m [%p] %q%u@%d '
+log_statement = 'none'
+CONF
+	if [[ $c == local ]]; then
+		local preload=${HR_LOCAL_PRELOAD:-}
+		preload=${preload//\'/\'\'}
+		cat >>"$conf" <<CONF
+listen_addresses = '127.0.0.1'
+shared_preload_libraries = '$preload'
+CONF
+	else
+		# Heroku Postgres stand-in: TLS only, as the real service is.
+		cat >>"$conf" <<CONF
+listen_addresses = '127.0.0.1,::1'
+ssl = on
+ssl_cert_file = '$HR_TEST_DIR/tls/server.crt'
+ssl_key_file = '$HR_TEST_DIR/tls/server.key'
+ssl_min_protocol_version = 'TLSv1.2'
+password_encryption = 'scram-sha-256'
+log_connections = on
+CONF
+		cat >"$data/pg_hba.conf" <<'HBA'
+local all postgres peer
+hostssl all all 127.0.0.1/32 scram-sha-256
+hostssl all all ::1/128 scram-sha-256
+hostnossl all all all reject
+HBA
+	fi
+}
+
+start_cluster() {
+	local c=$1
+	as_pg "$PGBIN/pg_ctl" -D "$HR_TEST_DIR/$c" -l "$HR_TEST_DIR/$c.log" -w -t 60 start >/dev/null ||
+		{
+			tail -n 20 "$HR_TEST_DIR/$c.log" | mask >&2
+			die "could not start cluster $c"
+		}
+}
+
+# appdb with an orders table whose row count tells which remote answered.
+setup_remote() {
+	local c=$1 rows=$2 app_pw=$3 quirky_pw=${4:-}
+	{
+		echo "CREATE ROLE app_user LOGIN PASSWORD $(sql_lit "$app_pw");"
+		echo "CREATE DATABASE appdb OWNER app_user;"
+		if [[ -n $quirky_pw ]]; then
+			echo "CREATE ROLE quirky_user LOGIN PASSWORD $(sql_lit "$quirky_pw");"
+			echo "GRANT CONNECT ON DATABASE appdb TO quirky_user;"
+		fi
+	} | pg_sql "$c" postgres
+	{
+		echo "CREATE TABLE orders (id int PRIMARY KEY, amount numeric);"
+		echo "INSERT INTO orders SELECT g, g * 10.50 FROM generate_series(1, $rows) g;"
+		echo "ALTER TABLE orders OWNER TO app_user;"
+		if [[ -n $quirky_pw ]]; then
+			echo "GRANT SELECT ON orders TO quirky_user;"
+		fi
+	} | pg_sql "$c" appdb
+}
+
+# tokens.json, mock-data.json and db-state.json (what rotate.sh knows about each app's URL).
+# Secrets reach Python through its environment, never its command line.
+write_mock_files() {
+	HR_TOKEN=$1 HR_RO_TOKEN=$2 HR_APP_PW=$3 HR_APP2_PW=$4 HR_QUIRKY_PW=$5 \
+		HR_TEST_DIR=$HR_TEST_DIR HR_REMOTE_PORT=$HR_REMOTE_PORT HR_REMOTE2_PORT=$HR_REMOTE2_PORT \
+		MYAPP_ID=$MYAPP_ID QUIRKY_ID=$QUIRKY_ID OTHER_ID=$OTHER_ID \
+		"$PY" - <<'PYEOF'
+import json, os
+from urllib.parse import quote
+
+e = os.environ
+d = e["HR_TEST_DIR"]
+
+
+def url(user, pw, port):
+    return "postgres://%s:%s@127.0.0.1:%s/appdb" % (user, quote(pw, safe=""), port)
+
+
+def write(name, obj):
+    path = os.path.join(d, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+my_url = url("app_user", e["HR_APP_PW"], e["HR_REMOTE_PORT"])
+quirky_url = url("quirky_user", e["HR_QUIRKY_PW"], e["HR_REMOTE_PORT"])
+other_url = url("app_user", e["HR_APP2_PW"], e["HR_REMOTE2_PORT"])
+
+write("tokens.json", {
+    e["HR_TOKEN"]: {"email": "test@example.com", "scope": "global"},
+    e["HR_RO_TOKEN"]: {"email": "ro@example.com", "scope": "read"},
+})
+write("mock-data.json", {"apps": {
+    "myapp": {"id": e["MYAPP_ID"], "config_vars": {
+        "DATABASE_URL": my_url,
+        "HEROKU_POSTGRESQL_VIOLET_URL": my_url,
+        "REDIS_URL": "redis://h:secret@127.0.0.1:6379",
+        "NULL_VAR": None,
+    }},
+    "quirky-app": {"id": e["QUIRKY_ID"], "config_vars": {"DATABASE_URL": quirky_url}},
+    "other-app": {"id": e["OTHER_ID"], "config_vars": {"DATABASE_URL": other_url}},
+}})
+write("db-state.json", {
+    "myapp": {"url": my_url, "vars": ["DATABASE_URL", "HEROKU_POSTGRESQL_VIOLET_URL"]},
+    "quirky-app": {"url": quirky_url, "vars": ["DATABASE_URL"]},
+    "other-app": {"url": other_url, "vars": ["DATABASE_URL"]},
+})
+PYEOF
+}
+
+start_mock() {
+	local src=$HR_TEST_DIR/src/test/mock_heroku.py i
+	[[ -f $src ]] || die "$src not found (test/mock_heroku.py missing from the checkout)"
+	# setsid: the mock must not share the caller's process group (a Ctrl-C or a dying runner).
+	setsid "${AS_PG[@]}" "$PY" "$src" --port "$HR_MOCK_PORT" --tls-port "$HR_MOCK_TLS_PORT" \
+		--tls-cert "$HR_TEST_DIR/tls/server.crt" --tls-key "$HR_TEST_DIR/tls/server.key" \
+		--tokens-file "$HR_TEST_DIR/tokens.json" --data "$HR_TEST_DIR/mock-data.json" \
+		--pidfile "$HR_TEST_DIR/mock.pid" --log "$HR_TEST_DIR/mock.log" \
+		</dev/null >>"$HR_TEST_DIR/mock.out" 2>&1 &
+	for ((i = 0; i < 150; i++)); do
+		if port_open "$HR_MOCK_PORT" && port_open "$HR_MOCK_TLS_PORT" && [[ -s $HR_TEST_DIR/mock.pid ]]; then
+			return 0
+		fi
+		if ! kill -0 $! 2>/dev/null; then break; fi
+		sleep 0.1
+	done
+	cat "$HR_TEST_DIR/mock.out" "$HR_TEST_DIR/mock.log" 2>/dev/null | tail -n 30 | mask >&2
+	die "the mock did not start listening on ports $HR_MOCK_PORT and $HR_MOCK_TLS_PORT"
+}
+
+write_env_sh() {
+	local t=$HR_TEST_DIR/tls
+	cat >"$HR_TEST_DIR/env.sh" <<ENV
+# heroku_resolver test environment: paths and ports only, no secret values.
+export HR_TEST_DIR=$HR_TEST_DIR
+export HR_REPO=$HR_TEST_DIR/src
+export HR_PGBIN=$PGBIN
+export HR_PYTHON=$PY
+export PGHOST=$HR_TEST_DIR/sock
+export PGPORT=$HR_LOCAL_PORT
+export PGUSER=postgres
+export PGDATABASE=postgres
+export HR_LOCAL_PORT=$HR_LOCAL_PORT
+export HR_REMOTE_PORT=$HR_REMOTE_PORT
+export HR_REMOTE2_PORT=$HR_REMOTE2_PORT
+export HR_MOCK_PORT=$HR_MOCK_PORT
+export HR_MOCK_TLS_PORT=$HR_MOCK_TLS_PORT
+export HEROKU_MOCK_URL=http://127.0.0.1:$HR_MOCK_PORT
+export HEROKU_MOCK_TLS_URL=https://127.0.0.1:$HR_MOCK_TLS_PORT
+export HR_MOCKCTL=$HR_TEST_DIR/src/test/mockctl.py
+export HR_ROTATE=$HR_TEST_DIR/src/test/rotate.sh
+export HR_MOCK_LOG=$HR_TEST_DIR/mock.log
+export HR_TOKENS_FILE=$HR_TEST_DIR/tokens.json
+export HR_API_KEY_FILE=$HR_TEST_DIR/api_key
+export HR_READONLY_KEY_FILE=$HR_TEST_DIR/api_key_readonly
+export HR_NETRC_FILE=$HR_TEST_DIR/netrc
+export HR_TEST_CA=$t/ca.crt
+export HR_SERVER_CERT=$t/server.crt
+export HR_SERVER_KEY=$t/server.key
+export HR_WRONG_NAME_CERT=$t/wrong-name.crt
+export HR_WRONG_NAME_KEY=$t/wrong-name.key
+export HR_EXPIRED_CA=$t/expired-ca.crt
+export HR_EXPIRED_CERT=$t/expired-server.crt
+export HR_EXPIRED_KEY=$t/expired-server.key
+export HR_TEST_CA_EXPIRED=$t/ca-expired.crt
+export HR_LOCAL_DATA=$HR_TEST_DIR/local
+export HR_REMOTE_DATA=$HR_TEST_DIR/remote
+export HR_REMOTE2_DATA=$HR_TEST_DIR/remote2
+export HR_LOCAL_SOCK=$HR_TEST_DIR/sock
+export HR_REMOTE_SOCK=$HR_TEST_DIR/sock-remote
+export HR_REMOTE2_SOCK=$HR_TEST_DIR/sock-remote2
+export HR_MYAPP_ID=$MYAPP_ID
+export HR_QUIRKY_APP_ID=$QUIRKY_ID
+export HR_OTHER_APP_ID=$OTHER_ID
+export PATH=$PGBIN:\$PATH
+ENV
+	chmod 0644 "$HR_TEST_DIR/env.sh"
+}
+
+cmd_start() {
+	local p c token ro_token app_pw app2_pw quirky_pw
+	cmd_stop
+	for p in "$HR_MOCK_PORT" "$HR_MOCK_TLS_PORT" "$HR_LOCAL_PORT" "$HR_REMOTE_PORT" "$HR_REMOTE2_PORT"; do
+		! port_open "$p" || die "port $p is already in use by another program"
+	done
+	fresh_dir
+	cd "$HR_TEST_DIR"
+	copy_repo
+	make_tls
+
+	# Fresh secrets every run; they exist only in 0600 files and in memory.
+	umask 077
+	token=HRKU-$(openssl rand -hex 24)
+	ro_token=HRKU-$(openssl rand -hex 24)
+	app_pw=$(openssl rand -hex 16)
+	app2_pw=$(openssl rand -hex 16)
+	quirky_pw="p'a\\ss w@r:d/%#?\"é$(openssl rand -hex 8)"
+	printf '%s\n' "$token" >"$HR_TEST_DIR/api_key"
+	printf '%s\n' "$ro_token" >"$HR_TEST_DIR/api_key_readonly"
+	printf 'machine 127.0.0.1 login test@example.com password %s\n' "$token" >"$HR_TEST_DIR/netrc"
+	write_mock_files "$token" "$ro_token" "$app_pw" "$app2_pw" "$quirky_pw"
+	umask 022
+	if [[ $(id -u) -eq 0 ]]; then chown -R postgres:postgres "$HR_TEST_DIR"; fi
+
+	for c in "${CLUSTERS[@]}"; do init_cluster "$c"; done
+	for c in "${CLUSTERS[@]}"; do start_cluster "$c"; done
+	setup_remote remote 3 "$app_pw" "$quirky_pw"
+	setup_remote remote2 5 "$app2_pw"
+	start_mock
+	write_env_sh
+	if [[ $(id -u) -eq 0 ]]; then chown -R postgres:postgres "$HR_TEST_DIR"; fi
+	say "started in $HR_TEST_DIR: local :$HR_LOCAL_PORT, remote :$HR_REMOTE_PORT," \
+		"remote2 :$HR_REMOTE2_PORT, mock :$HR_MOCK_PORT (TLS :$HR_MOCK_TLS_PORT)"
+	say "use it with: . $HR_TEST_DIR/env.sh"
+}
+
+check_setup
+cd /
+case ${1:-} in
+start) cmd_start ;;
+stop)
+	cmd_stop
+	say "stopped (files left in $HR_TEST_DIR)"
+	;;
+status) cmd_status ;;
+*)
+	echo "usage: $0 start|stop|status" >&2
+	exit 2
+	;;
+esac
