@@ -346,13 +346,15 @@ perform(hr_http *h, hr_req *r)
 			break;
 		}
 	}
-	if (!r->canceled && mc == CURLM_OK)
-	{
-		while ((msg = curl_multi_info_read(h->multi, &left)) != NULL)
-			if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->easy)
-				result = msg->data.result;
-	}
+	/* drain the messages either way, so none is left for the next call */
+	while ((msg = curl_multi_info_read(h->multi, &left)) != NULL)
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->easy &&
+			result == CURLE_OK)
+			result = msg->data.result;
 	curl_multi_remove_handle(h->multi, h->easy);
+	/* the callback may have stopped the transfer inside curl_multi_perform */
+	if (r->canceled)
+		result = CURLE_ABORTED_BY_CALLBACK;
 	return result;
 }
 
@@ -420,10 +422,10 @@ api_get(hr_http *h, const hr_settings *s, const char *url, const char *token,
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
 	free_headers(headers);
 
-	if (rc == CURLE_OK && !r->body.oom)
-		return HR_OK;
 	if (r->canceled)
 		return hr_error_set(err, HR_ECANCELED, "request to the Heroku API canceled");
+	if (rc == CURLE_OK && !r->body.oom)
+		return HR_OK;
 	if (r->body.oom)
 		return hr_error_oom(err);
 	if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
@@ -561,7 +563,8 @@ hr_fetch_config_var(hr_http *h, const hr_settings *s, const char *app,
 	rc = hr_find_token(s, &token, NULL, err);
 	if (rc != HR_OK)
 	{
-		if (rc == HR_ENOTOKEN && err)
+		if (rc == HR_ENOTOKEN && err &&
+			strncmp(err->message, "no Heroku API token", 19) == 0)
 		{
 			char		msg[sizeof(err->message)];
 

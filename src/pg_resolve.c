@@ -176,8 +176,13 @@ hr_pg_report(int elevel, const hr_error *err)
 	}
 	if (err->code == HR_ETOKENFILE)
 	{
-		errno = err->sys_errno;
-		code = errno ? errcode_for_file_access() : ERRCODE_IO_ERROR;
+		/* as errcode_for_file_access() would, outside an ereport */
+		if (err->sys_errno == ENOENT || err->sys_errno == ENOTDIR)
+			code = ERRCODE_UNDEFINED_FILE;
+		else if (err->sys_errno == EACCES || err->sys_errno == EPERM)
+			code = ERRCODE_INSUFFICIENT_PRIVILEGE;
+		else
+			code = ERRCODE_IO_ERROR;
 	}
 	else
 		code = sqlstate_for(err);
