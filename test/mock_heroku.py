@@ -1,0 +1,1169 @@
+#!/usr/bin/python3
+"""Local mock of the Heroku Platform API v3, for the heroku_resolver tests.
+
+No machine of the project reaches the real API, so the tests point the
+extension at this server.  It serves the endpoints the resolver uses
+(config vars, releases, add-on attachments, rate limits) with the real API's
+headers, errors, authentication, rate limiting and conditional requests, as
+described in shared/HEROKU_API.md.  Where that description leaves a point
+open the mock is stricter than the real service, never looser.
+
+Control endpoints under /__mock/ (no auth, never counted as API requests)
+let tests change apps and config vars, read request counts, drain rate
+limits and inject network faults (delays, hangs, drops, truncation, ...).
+
+Usage:
+    mock_heroku.py --port 54380 [--host 127.0.0.1]
+        [--tls-port 54381 --tls-cert FILE --tls-key FILE]
+        --tokens-file FILE [--data FILE] [--pidfile FILE] [--log FILE]
+
+tokens file: {"<token>": {"email": "a@b.c", "scope": "global"}}, scope one of
+global, read-protected, read.
+data file:   {"apps": {"myapp": {"id": "<uuid>", "config_vars": {...}}}}
+
+Nothing secret is printed or logged: no token, no Authorization header, no
+config var value.  Python 3 standard library only.
+"""
+
+import argparse
+import base64
+import binascii
+import collections
+import email.utils
+import hashlib
+import http
+import ipaddress
+import json
+import math
+import os
+import re
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+import traceback
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+API_MEDIA_TYPE = "application/vnd.heroku+json"
+JSON_TYPE = "application/json; charset=utf-8"
+ERROR_DOC_URL = "https://devcenter.heroku.com/articles/platform-api-reference#clients"
+SERVER_NAME = "heroku-mock"
+
+APP_NAME_RE = re.compile(r"[a-z][a-z0-9-]{1,28}[a-z0-9]")
+# Heroku ids are lowercase canonical UUIDs; anything else is not an id.
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+VAR_NAME_RE = re.compile(r"\w+", re.ASCII)
+PG_COLOR_VAR_RE = re.compile(r"HEROKU_POSTGRESQL_([A-Z]+)_URL")
+VERSION_RE = re.compile(r"[1-9][0-9]{0,8}")
+
+SCOPES = ("global", "read-protected", "read")
+CONFIG_SCOPES = ("global", "read-protected")
+
+POOL_SIZE = 4500
+REFILL_PER_MINUTE = 75.0
+DEFAULT_PAGE = 200
+MAX_PAGE = 1000
+LOG_KEEP = 500
+MAX_REQUEST_BODY = 16 * 1024 * 1024
+IDLE_TIMEOUT = 60          # seconds a kept-alive connection may sit idle
+HANG_LIMIT = 600           # seconds a "hang" fault holds a request at most
+DEFAULT_OVERSIZE = 10 * 1024 * 1024
+PLAN_NAME = "heroku-postgresql:essential-0"
+# Fixed namespace so that derived ids (add-ons, releases) are stable across runs.
+ID_NAMESPACE = uuid.UUID("6f1c1e0a-3d2b-4c9e-9a51-5e0d7c4b2f10")
+ADDON_WORDS = ("amorphous", "angular", "clear", "concave", "convex", "cubed",
+               "curly", "deep", "elliptical", "fluffy", "opaque", "rigid",
+               "round", "shallow", "solid", "spherical", "symmetrical",
+               "transparent", "triangular", "vertical")
+
+# Error ids the real API uses for each status (HEROKU_API.md, "Errors").
+ERROR_IDS = {400: "bad_request", 401: "unauthorized", 402: "delinquent",
+             403: "forbidden", 404: "not_found", 406: "not_acceptable",
+             429: "rate_limit", 500: "internal_server_error",
+             503: "service_unavailable"}
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+
+def now_iso():
+    """Current UTC time in the API's timestamp format."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def reason(status):
+    """Reason phrase for a status line."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def to_json(obj):
+    """Serialise as the API does: UTF-8, non-ASCII left unescaped."""
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8")
+
+
+def etag_of(body):
+    """Strong, quoted entity tag derived from the body."""
+    return '"%s"' % hashlib.sha256(body).hexdigest()[:32]
+
+
+def derived_id(*parts):
+    """A stable UUID for an object the mock derives rather than stores."""
+    return str(uuid.uuid5(ID_NAMESPACE, ":".join(parts)))
+
+
+class ControlError(Exception):
+    """A refused control request or bad input file; message is safe to show."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ApiError(Exception):
+    """An API error answer: status, Heroku error id, message, extra headers."""
+
+    def __init__(self, status, error_id, message, headers=()):
+        super().__init__(message)
+        self.status = status
+        self.error_id = error_id
+        self.message = message
+        self.headers = list(headers)
+
+
+# ---------------------------------------------------------------- validation
+
+def check_app_name(name):
+    if not isinstance(name, str) or not APP_NAME_RE.fullmatch(name):
+        raise ControlError("invalid app name (must match ^[a-z][a-z0-9-]{1,28}[a-z0-9]$)")
+
+
+def check_config_vars(config_vars):
+    """Config vars as the API holds them: \\w+ names, string or null values."""
+    if not isinstance(config_vars, dict):
+        raise ControlError("config vars must be a JSON object")
+    for name, value in config_vars.items():
+        if not VAR_NAME_RE.fullmatch(name):
+            raise ControlError("invalid config var name %r" % name)
+        if value is not None and not isinstance(value, str):
+            # The name is safe to show, the value is not.
+            raise ControlError("config var %s: value must be a string or null" % name)
+
+
+def check_header_text(value, what):
+    """A string that goes into a response header verbatim."""
+    if not isinstance(value, str) or re.search(r"[\x00-\x1f\x7f]", value):
+        raise ControlError("%s must be a string without control characters" % what)
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ControlError("%s must be Latin-1 text" % what) from None
+
+
+def number(spec, key, default, low, high, integer=False):
+    """Read an optional numeric fault/control parameter within bounds."""
+    value = spec.get(key, default)
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        raise ControlError("%s must be a%s number in [%s, %s]"
+                           % (key, "n integer" if integer else "", low, high))
+    return value
+
+
+# Parameters each fault kind accepts besides kind, path and count; unknown
+# ones are refused so that a typo does not silently do nothing.
+FAULT_PARAMS = {
+    "delay": {"seconds"},
+    "hang": set(),
+    "status": {"status", "id", "message", "json", "retry_after"},
+    "body": {"body", "status", "content_type"},
+    "oversize": {"size"},
+    "drop": set(),
+    "truncate": set(),
+    "slowdrip": {"interval"},
+    "http10": set(),
+    "redirect": {"location", "status"},
+}
+
+
+def parse_fault(spec):
+    """Validate one fault object and return it normalised."""
+    if not isinstance(spec, dict) or spec.get("kind") not in FAULT_PARAMS:
+        raise ControlError("a fault is an object whose kind is one of: "
+                           + ", ".join(sorted(FAULT_PARAMS)))
+    kind = spec["kind"]
+    unknown = set(spec) - {"kind", "path", "count"} - FAULT_PARAMS[kind]
+    if unknown:
+        raise ControlError("fault %s does not take: %s" % (kind, ", ".join(sorted(unknown))))
+    fault = {"kind": kind, "path": None, "count": None}
+    if spec.get("path") is not None:
+        if not isinstance(spec["path"], str):
+            raise ControlError("path must be a regular expression string")
+        try:
+            fault["path"] = re.compile(spec["path"])
+        except re.error as exc:
+            raise ControlError("bad path regular expression: %s" % exc) from None
+    if spec.get("count") is not None:
+        fault["count"] = number(spec, "count", None, 1, 10**9, integer=True)
+
+    if kind == "delay":
+        if "seconds" not in spec:
+            raise ControlError("fault delay needs seconds")
+        fault["seconds"] = number(spec, "seconds", None, 0, HANG_LIMIT)
+    elif kind == "status":
+        if "status" not in spec:
+            raise ControlError("fault status needs status")
+        status = fault["status"] = number(spec, "status", None, 400, 599, integer=True)
+        default_id = ERROR_IDS.get(status, "bad_request" if status < 500 else "internal_server_error")
+        fault["id"] = spec.get("id", default_id)
+        fault["message"] = spec.get("message", reason(status) + ".")
+        if not isinstance(fault["id"], str) or not isinstance(fault["message"], str):
+            raise ControlError("id and message must be strings")
+        fault["json"] = spec.get("json", True)
+        if not isinstance(fault["json"], bool):
+            raise ControlError("json must be true or false")
+        fault["retry_after"] = (number(spec, "retry_after", None, 0, 86400, integer=True)
+                                if spec.get("retry_after") is not None else None)
+    elif kind == "body":
+        if not isinstance(spec.get("body"), str):
+            raise ControlError("fault body needs body (a string)")
+        fault["body"] = spec["body"].encode("utf-8")
+        status = fault["status"] = number(spec, "status", 200, 200, 599, integer=True)
+        if status in (204, 205, 304):
+            raise ControlError("status %d cannot carry a body" % status)
+        fault["content_type"] = spec.get("content_type", JSON_TYPE)
+        check_header_text(fault["content_type"], "content_type")
+    elif kind == "oversize":
+        fault["size"] = number(spec, "size", DEFAULT_OVERSIZE, 16, 1 << 30, integer=True)
+    elif kind == "slowdrip":
+        fault["interval"] = number(spec, "interval", 0.5, 0, 10)
+    elif kind == "redirect":
+        if "location" not in spec:
+            raise ControlError("fault redirect needs location")
+        check_header_text(spec["location"], "location")
+        fault["location"] = spec["location"]
+        fault["status"] = spec.get("status", 302)
+        if fault["status"] not in REDIRECT_STATUSES:
+            raise ControlError("redirect status must be one of %s" % (REDIRECT_STATUSES,))
+    return fault
+
+
+def load_tokens(path):
+    """Read the tokens file; errors never quote a token."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ControlError("cannot read tokens file %s: %s" % (path, type(exc).__name__)) from None
+    if not isinstance(raw, dict) or not raw:
+        raise ControlError("tokens file must hold a non-empty JSON object")
+    tokens = {}
+    for n, (token, info) in enumerate(raw.items(), 1):
+        if not token or re.search(r"[\s\x00-\x1f\x7f:]", token) or not token.isascii():
+            raise ControlError("tokens file: entry %d has an unusable token" % n)
+        if (not isinstance(info, dict) or not isinstance(info.get("email"), str)
+                or info.get("scope") not in SCOPES):
+            raise ControlError("tokens file: entry %d needs an email and a scope in %s"
+                               % (n, ", ".join(SCOPES)))
+        tokens[token] = {"email": info["email"], "scope": info["scope"]}
+    return tokens
+
+
+def load_data(path):
+    """Read the initial apps file as {name: (id or None, config_vars)}."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ControlError("cannot read data file %s: %s" % (path, type(exc).__name__)) from None
+    apps = raw.get("apps", {}) if isinstance(raw, dict) else None
+    if not isinstance(apps, dict) or not all(isinstance(a, dict) for a in apps.values()):
+        raise ControlError('data file must look like {"apps": {"name": {...}}}')
+    return {name: (app.get("id"), app.get("config_vars", {})) for name, app in apps.items()}
+
+
+# --------------------------------------------------------------------- state
+
+class Pool:
+    """One account's rate-limit pool, refilled continuously."""
+
+    def __init__(self):
+        self.remaining = float(POOL_SIZE)
+        self.per_minute = REFILL_PER_MINUTE
+        self.stamp = time.monotonic()
+
+    def refill(self):
+        now = time.monotonic()
+        self.remaining = min(float(POOL_SIZE),
+                             self.remaining + (now - self.stamp) * self.per_minute / 60.0)
+        self.stamp = now
+
+    def retry_after(self):
+        """Whole seconds until one request token is back."""
+        if self.per_minute <= 0:
+            return 60
+        return max(1, math.ceil((1.0 - self.remaining) * 60.0 / self.per_minute))
+
+
+class State:
+    """Everything the mock holds; what can change is only touched under self.lock."""
+
+    def __init__(self, tokens):
+        self.lock = threading.Lock()
+        self.tokens = tokens
+        # The real API keeps one pool per account, so tokens sharing an
+        # email share a pool.
+        self.pools = {info["email"]: Pool() for info in tokens.values()}
+        self.apps = {}
+        self.faults = []
+        self.total = 0
+        self.by_path = collections.Counter()
+        self.not_modified = 0
+        self.log = collections.deque(maxlen=LOG_KEEP)
+
+    # apps ---------------------------------------------------------------
+
+    def _release(self, app, description, config_vars):
+        app["releases"].append({"version": len(app["releases"]) + 1,
+                                "description": description,
+                                "created_at": now_iso(),
+                                "config_vars": config_vars})
+
+    def put_app(self, name, app_id, config_vars):
+        """Create an app (release 1) or replace an existing one's config vars."""
+        check_app_name(name)
+        check_config_vars(config_vars)
+        if app_id is not None and (not isinstance(app_id, str) or not UUID_RE.fullmatch(app_id)):
+            raise ControlError("id must be a lowercase UUID")
+        with self.lock:
+            for other in self.apps.values():
+                if other["id"] == app_id and other["name"] != name:
+                    raise ControlError("id already used by app %s" % other["name"])
+            app = self.apps.get(name)
+            if app is not None and app_id in (None, app["id"]):
+                self._release(app, "Replace config vars", dict(config_vars))
+            else:
+                # A new id under an old name is a new app: fresh history.
+                app = {"name": name, "id": app_id or str(uuid.uuid4()),
+                       "created_at": now_iso(), "releases": []}
+                self._release(app, "Initial release", dict(config_vars))
+                self.apps[name] = app
+            return self._summary(app)
+
+    def patch_vars(self, name, changes):
+        """Set (a null sets null) and unset (__unset__) config vars: one release."""
+        if not isinstance(changes, dict):
+            raise ControlError("body must be a JSON object")
+        changes = dict(changes)
+        unset = changes.pop("__unset__", [])
+        if not isinstance(unset, list) or not all(isinstance(n, str) for n in unset):
+            raise ControlError("__unset__ must be a list of names")
+        check_config_vars(changes)
+        if not changes and not unset:
+            raise ControlError("nothing to change")
+        with self.lock:
+            app = self.apps.get(name)
+            if app is None:
+                raise ControlError("no app %s" % name, 404)
+            config_vars = dict(app["releases"][-1]["config_vars"])
+            missing = [n for n in unset if n not in config_vars]
+            if missing:
+                raise ControlError("cannot unset missing config vars: %s" % ", ".join(missing))
+            config_vars.update(changes)
+            for n in unset:
+                del config_vars[n]
+            parts = []
+            if changes:
+                parts.append("Set %s config vars" % ", ".join(changes))
+            if unset:
+                parts.append("Remove %s config vars" % ", ".join(unset))
+            self._release(app, "; ".join(parts), config_vars)
+            return self._summary(app)
+
+    def delete_app(self, name):
+        with self.lock:
+            if self.apps.pop(name, None) is None:
+                raise ControlError("no app %s" % name, 404)
+
+    def find_app(self, ident):
+        """An app by name or id, as an immutable snapshot, or None."""
+        with self.lock:
+            if UUID_RE.fullmatch(ident):
+                app = next((a for a in self.apps.values() if a["id"] == ident), None)
+            elif APP_NAME_RE.fullmatch(ident):
+                app = self.apps.get(ident)
+            else:
+                app = None
+            if app is None:
+                return None
+            # Release dicts are never changed once made, so a list copy is a snapshot.
+            return dict(app, releases=list(app["releases"]))
+
+    @staticmethod
+    def _summary(app):
+        """What the control API may show of an app: no config var values."""
+        current = app["releases"][-1]
+        return {"name": app["name"], "id": app["id"],
+                "config_var_names": sorted(current["config_vars"]),
+                "current_release": current["version"],
+                "releases": [r["version"] for r in app["releases"]]}
+
+    def summary(self):
+        with self.lock:
+            return {
+                "apps": {name: self._summary(app) for name, app in sorted(self.apps.items())},
+                "rate_limits": {email: self._peek(email) for email in sorted(self.pools)},
+                "faults": [{"kind": f["kind"],
+                            "path": f["path"].pattern if f["path"] else None,
+                            "count": f["count"]} for f in self.faults],
+            }
+
+    # rate limits --------------------------------------------------------
+
+    def _peek(self, email):
+        pool = self.pools[email]
+        pool.refill()
+        return int(pool.remaining)
+
+    def peek(self, email):
+        with self.lock:
+            return self._peek(email)
+
+    def take(self, email):
+        """Take one request token: (taken, remaining, retry_after)."""
+        with self.lock:
+            pool = self.pools[email]
+            pool.refill()
+            if pool.remaining < 1.0:
+                return False, 0, pool.retry_after()
+            pool.remaining -= 1.0
+            return True, int(pool.remaining), None
+
+    def set_rate(self, spec):
+        if not isinstance(spec, dict) or set(spec) - {"remaining", "token_email", "refill_per_minute"}:
+            raise ControlError("body: {remaining, [token_email], [refill_per_minute]}")
+        remaining = number(spec, "remaining", None, 0, POOL_SIZE, integer=True)
+        per_minute = (number(spec, "refill_per_minute", None, 0, 10**6)
+                      if "refill_per_minute" in spec else None)
+        with self.lock:
+            emails = list(self.pools)
+            if spec.get("token_email") is not None:
+                if spec["token_email"] not in self.pools:
+                    raise ControlError("no token for that email", 404)
+                emails = [spec["token_email"]]
+            for email_ in emails:
+                pool = self.pools[email_]
+                pool.remaining = float(remaining)
+                pool.stamp = time.monotonic()
+                if per_minute is not None:
+                    pool.per_minute = float(per_minute)
+
+    # faults -------------------------------------------------------------
+
+    def add_faults(self, specs):
+        faults = [parse_fault(s) for s in (specs if isinstance(specs, list) else [specs])]
+        with self.lock:
+            self.faults.extend(faults)
+
+    def clear_faults(self):
+        with self.lock:
+            self.faults.clear()
+
+    def pick_fault(self, path):
+        """The first fault matching path, its use counted; None if none."""
+        with self.lock:
+            for fault in self.faults:
+                if fault["path"] is None or fault["path"].search(path):
+                    if fault["count"] is not None:
+                        fault["count"] -= 1
+                        if fault["count"] == 0:
+                            self.faults.remove(fault)
+                    return fault
+            return None
+
+    # request accounting -------------------------------------------------
+
+    def record(self, entry):
+        with self.lock:
+            self.total += 1
+            self.by_path["%s %s" % (entry["method"], entry["path"])] += 1
+            if entry["status"] == 304:
+                self.not_modified += 1
+            self.log.append(entry)
+
+    def counts(self):
+        with self.lock:
+            return {"total": self.total, "by_path": dict(self.by_path),
+                    "not_modified": self.not_modified, "log": list(self.log)}
+
+    def reset_counts(self):
+        with self.lock:
+            self.total = 0
+            self.by_path.clear()
+            self.not_modified = 0
+            self.log.clear()
+
+
+class LogFile:
+    """One line per event, to a file or stderr; callers pass no secrets."""
+
+    def __init__(self, path):
+        self.lock = threading.Lock()
+        self.stream = open(path, "a", encoding="utf-8", buffering=1) if path else sys.stderr
+
+    def write(self, text):
+        with self.lock:
+            self.stream.write("%s %s\n" % (now_iso(), text))
+            self.stream.flush()
+
+
+# -------------------------------------------------------------- API helpers
+
+def accepts_v3(values):
+    """True if some Accept media range is the Heroku v3 type (spacing free)."""
+    for value in values:
+        for media in value.split(","):
+            parts = [p.strip() for p in media.split(";")]
+            if parts[0].lower() != API_MEDIA_TYPE:
+                continue
+            params = {}
+            for p in parts[1:]:
+                key, _, val = p.partition("=")
+                params[key.strip().lower()] = val.strip()
+            if params.get("version") == "3":
+                return True
+    return False
+
+
+RANGE_RE = re.compile(r"\s*version\s+(\]?)([0-9]*)\.\.([0-9]*)\s*(?:;(.*))?", re.S)
+
+
+def parse_range(value):
+    """Parse 'version [\\]]START..[END][; order=asc|desc, max=N]'.
+
+    Returns (start, start_exclusive, end, order, max).  Ranges with only an
+    end bound are refused, as the real API stopped supporting them.
+    """
+    m = RANGE_RE.fullmatch(value)
+    if not m or (m.group(3) and not m.group(2)):
+        raise ApiError(400, "bad_request", "Invalid Range header (only 'version' ranges are accepted).")
+    order, size = "asc", DEFAULT_PAGE
+    for param in re.split(r"[;,]", m.group(4) or ""):
+        if not param.strip():
+            continue
+        key, _, val = (s.strip() for s in param.partition("="))
+        if key == "order" and val in ("asc", "desc"):
+            order = val
+        elif key == "max" and val.isdigit() and int(val) > 0:
+            size = min(int(val), MAX_PAGE)
+        else:
+            raise ApiError(400, "bad_request", "Invalid Range header parameter.")
+    start = int(m.group(2)) if m.group(2) else None
+    end = int(m.group(3)) if m.group(3) else None
+    return start, bool(m.group(1)), end, order, size
+
+
+def addon_attachments(app, inclusions):
+    """Attachments derived from the app's Heroku Postgres config vars.
+
+    HEROKU_POSTGRESQL_<COLOR>_URL each stand for one add-on; DATABASE_URL is
+    a second attachment of the add-on whose URL it equals (the primary), else
+    of an add-on of its own.
+    """
+    config_vars = app["releases"][-1]["config_vars"]
+    owners = {}
+    for name, value in config_vars.items():
+        m = PG_COLOR_VAR_RE.fullmatch(name)
+        if m:
+            owners[name] = m.group(1)
+    if "DATABASE_URL" in config_vars:
+        value = config_vars["DATABASE_URL"]
+        owners["DATABASE_URL"] = next(
+            (color for name, color in owners.items()
+             if value is not None and config_vars[name] == value), "DATABASE")
+    items = []
+    app_ref = {"id": app["id"], "name": app["name"]}
+    for var in sorted(owners):
+        key = owners[var]
+        digest = hashlib.sha256(("%s:%s" % (app["id"], key)).encode()).digest()
+        addon = {"id": derived_id(app["id"], "addon", key),
+                 "name": "postgresql-%s-%05d" % (ADDON_WORDS[digest[0] % len(ADDON_WORDS)],
+                                                 int.from_bytes(digest[1:4], "big") % 100000),
+                 "app": app_ref}
+        if "addon:plan" in inclusions:
+            addon["plan"] = {"id": derived_id("plan", PLAN_NAME), "name": PLAN_NAME}
+        name = var[:-len("_URL")]
+        item = {"id": derived_id(app["id"], "attachment", name), "name": name,
+                "namespace": None, "addon": addon, "app": app_ref}
+        if "config_vars" in inclusions:
+            item["config_vars"] = [var]
+        items.append(item)
+    return items
+
+
+def oversize_chunks(size):
+    """A JSON-looking object of exactly size bytes, in 64 KiB pieces."""
+    head, tail = b'{"PADDING": "', b'"}'
+    yield head
+    block = b"x" * 65536
+    left = size - len(head) - len(tail)
+    while left > 0:
+        piece = block[:min(left, len(block))]
+        left -= len(piece)
+        yield piece
+    yield tail
+
+
+# ------------------------------------------------------------------ handler
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection; each request goes through dispatch()."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = SERVER_NAME
+    timeout = IDLE_TIMEOUT
+    disable_nagle_algorithm = True   # slowdrip bytes must leave one by one
+
+    def __getattr__(self, name):
+        # Every verb, even an unknown one, goes through dispatch so that it
+        # still gets a JSON answer and the connection stays usable.
+        if name.startswith("do_"):
+            return self.dispatch
+        raise AttributeError(name)
+
+    # logging: the base class would log raw request lines; we log our own.
+
+    def log_request(self, code="-", size="-"):
+        pass
+
+    def log_message(self, format, *args):
+        # Only the base class calls this (malformed requests, idle
+        # timeouts); its arguments may quote raw request text, so log the
+        # status code or the kind of event only.
+        what = args[0] if args and isinstance(args[0], int) else format.split("%")[0].strip(" :,")
+        self.server.log.write("protocol: %s" % what)
+
+    # writing ---------------------------------------------------------------
+
+    def head(self, status, headers, version="HTTP/1.1"):
+        lines = ["%s %d %s" % (version, status, reason(status)),
+                 "Date: " + email.utils.formatdate(usegmt=True),
+                 "Server: " + SERVER_NAME]
+        lines += ["%s: %s" % h for h in headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def framed(self, status, headers, length, close=False):
+        """Status line and headers plus Content-Length and, when closing, Connection."""
+        headers = list(headers)
+        if length is not None:
+            headers.append(("Content-Length", str(length)))
+        if close:
+            self.close_connection = True
+        if self.close_connection:
+            headers.append(("Connection", "close"))
+        return self.head(status, headers)
+
+    def send(self, status, headers, body=b"", close=False):
+        """Write one complete answer (no body for HEAD or 304)."""
+        head = self.framed(status, headers, None if status == 304 else len(body), close)
+        if self.command == "HEAD" or status == 304:
+            body = b""
+        self.wfile.write(head + body)
+
+    def send_json(self, status, obj, close=False):
+        self.send(status, [("Content-Type", JSON_TYPE)], to_json(obj), close)
+
+    # dispatch ---------------------------------------------------------------
+
+    def dispatch(self):
+        self.path_only = self.path.split("?", 1)[0]
+        try:
+            body = self.read_body()
+            if body is None:
+                return
+            if self.path_only.startswith("/__mock/"):
+                self.control(body)
+            else:
+                self.api()
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            # The client went away (fault tests do that on purpose).
+            self.close_connection = True
+
+    def read_body(self):
+        """Consume the request body so keep-alive framing stays right."""
+        if self.headers.get("Transfer-Encoding"):
+            self.send_json(400, {"error": "chunked request bodies are not supported"}, close=True)
+            return None
+        length = self.headers.get("Content-Length", "0").strip()
+        if not length.isdigit():
+            self.send_json(400, {"error": "bad Content-Length"}, close=True)
+            return None
+        if int(length) > MAX_REQUEST_BODY:
+            self.send_json(413, {"error": "request body too large"}, close=True)
+            return None
+        return self.rfile.read(int(length))
+
+    # control ---------------------------------------------------------------
+
+    CONTROL_ROUTES = [
+        (re.compile(r"/__mock/requests"), {"GET": "ctl_requests"}),
+        (re.compile(r"/__mock/reset-counts"), {"POST": "ctl_reset_counts"}),
+        (re.compile(r"/__mock/state"), {"GET": "ctl_state"}),
+        (re.compile(r"/__mock/apps/([^/]+)"), {"PUT": "ctl_put_app", "DELETE": "ctl_delete_app"}),
+        (re.compile(r"/__mock/apps/([^/]+)/config-vars"), {"PATCH": "ctl_patch_vars"}),
+        (re.compile(r"/__mock/rate-limit"), {"POST": "ctl_rate_limit"}),
+        (re.compile(r"/__mock/faults"), {"POST": "ctl_add_faults", "DELETE": "ctl_clear_faults"}),
+    ]
+
+    def control(self, body):
+        status, answer = 200, {"ok": True}
+        try:
+            for pattern, methods in self.CONTROL_ROUTES:
+                m = pattern.fullmatch(self.path_only)
+                if m:
+                    if self.command not in methods:
+                        raise ControlError("method not allowed", 405)
+                    args = [unquote(g) for g in m.groups()]
+                    result = getattr(self, methods[self.command])(body, *args)
+                    if result is not None:
+                        answer = result
+                    break
+            else:
+                raise ControlError("no such control endpoint", 404)
+        except ControlError as exc:
+            status, answer = exc.status, {"error": exc.message}
+        self.server.log.write("%s %s %d control" % (self.command, self.path_only, status))
+        self.send_json(status, answer)
+
+    @staticmethod
+    def json_body(body):
+        try:
+            return json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise ControlError("body must be JSON") from None
+
+    def ctl_requests(self, body):
+        return self.server.state.counts()
+
+    def ctl_reset_counts(self, body):
+        self.server.state.reset_counts()
+
+    def ctl_state(self, body):
+        return self.server.state.summary()
+
+    def ctl_put_app(self, body, name):
+        spec = self.json_body(body)
+        if not isinstance(spec, dict) or set(spec) - {"id", "config_vars"}:
+            raise ControlError('body: {"id": optional uuid, "config_vars": {...}}')
+        return self.server.state.put_app(name, spec.get("id"), spec.get("config_vars", {}))
+
+    def ctl_delete_app(self, body, name):
+        self.server.state.delete_app(name)
+
+    def ctl_patch_vars(self, body, name):
+        return self.server.state.patch_vars(name, self.json_body(body))
+
+    def ctl_rate_limit(self, body):
+        self.server.state.set_rate(self.json_body(body))
+
+    def ctl_add_faults(self, body):
+        self.server.state.add_faults(self.json_body(body))
+
+    def ctl_clear_faults(self, body):
+        self.server.state.clear_faults()
+
+    # API -------------------------------------------------------------------
+
+    def auth_kind(self):
+        value = self.headers.get("Authorization")
+        if value is None:
+            return "none"
+        scheme = value.strip().split(" ", 1)[0].lower()
+        return scheme if scheme in ("bearer", "basic") else "other"
+
+    def account(self):
+        """The token's account info, or None; never raises, never logs."""
+        values = self.headers.get_all("Authorization") or []
+        if len(values) != 1:
+            return None
+        scheme, _, cred = values[0].strip().partition(" ")
+        cred = cred.strip()
+        user = None
+        if scheme.lower() == "bearer":
+            token = cred
+        elif scheme.lower() == "basic":
+            try:
+                user, sep, token = base64.b64decode(cred, validate=True).decode("utf-8").partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            if not sep:
+                return None
+        else:
+            return None
+        info = self.server.state.tokens.get(token)
+        # Basic auth with a login must name the token's own account.
+        if info is None or (user and user.lower() != info["email"].lower()):
+            return None
+        return info
+
+    def api(self):
+        state = self.server.state
+        entry = {"method": self.command, "path": self.path_only, "status": None,
+                 "auth": self.auth_kind(),
+                 "user_agent": self.headers.get("User-Agent"),
+                 "if_none_match": "If-None-Match" in self.headers,
+                 "fault": None}
+        fault = state.pick_fault(self.path_only)
+        kind = fault["kind"] if fault else None
+        entry["fault"] = kind
+        if kind in ("hang", "drop"):
+            self.record_entry(entry)
+            if kind == "hang":
+                self.hang()
+            self.close_connection = True
+            return
+        if kind in ("status", "body", "oversize", "redirect"):
+            self.replace_answer(fault, entry)
+            return
+        if kind == "delay":
+            time.sleep(fault["seconds"])
+        status, headers, body = self.api_answer()
+        entry["status"] = status
+        self.record_entry(entry)
+        if kind == "truncate":
+            self.wfile.write(self.framed(status, headers, len(body), close=True)
+                             + body[:len(body) // 2])
+        elif kind == "slowdrip":
+            raw = self.framed(status, headers, None if status == 304 else len(body)) + body
+            for i in range(len(raw)):
+                self.wfile.write(raw[i:i + 1])
+                time.sleep(fault["interval"])
+        elif kind == "http10":
+            # Close-delimited HTTP/1.0 answer: no Content-Length at all.
+            self.close_connection = True
+            self.wfile.write(self.head(status, headers, "HTTP/1.0") + body)
+        else:
+            self.send(status, headers, body)
+
+    def record_entry(self, entry):
+        """Record the request before answering, so counts are never late."""
+        self.server.state.record(entry)
+        self.server.log.write("%s %s %s %s%s" % (
+            entry["method"], entry["path"],
+            entry["status"] if entry["status"] is not None else "-",
+            entry["auth"], " fault=%s" % entry["fault"] if entry["fault"] else ""))
+
+    def hang(self):
+        """Hold the request unanswered until the client leaves or HANG_LIMIT."""
+        sock = self.connection
+        deadline = time.monotonic() + HANG_LIMIT
+        sock.settimeout(0.2)
+        while time.monotonic() < deadline:
+            try:
+                if sock.recv(1) == b"":
+                    return
+            except (TimeoutError, ssl.SSLWantReadError):
+                continue
+            except OSError:
+                return
+
+    def base_headers(self, remaining):
+        headers = [("Content-Type", JSON_TYPE),
+                   ("Request-Id", str(uuid.uuid4())),
+                   ("Cache-Control", "private, no-cache"),
+                   ("Vary", "Authorization")]
+        if remaining is not None:
+            headers.append(("RateLimit-Remaining", str(remaining)))
+        return headers
+
+    def replace_answer(self, fault, entry):
+        """Answer a request with what a fault dictates instead of the API."""
+        info = self.account()
+        remaining = self.server.state.peek(info["email"]) if info else None
+        kind = fault["kind"]
+        entry["status"] = fault.get("status", 200)
+        self.record_entry(entry)
+        headers = self.base_headers(remaining)
+        if kind == "status":
+            if fault["retry_after"] is not None:
+                headers.append(("Retry-After", str(fault["retry_after"])))
+            if fault["json"]:
+                body = to_json({"id": fault["id"], "message": fault["message"], "url": ERROR_DOC_URL})
+            else:
+                # What a failing router or proxy sends: HTML, not JSON.
+                phrase = reason(fault["status"])
+                headers[0] = ("Content-Type", "text/html; charset=utf-8")
+                body = ("<!DOCTYPE html><html><head><title>%s</title></head>"
+                        "<body><h1>%s</h1></body></html>" % (phrase, phrase)).encode()
+            self.send(fault["status"], headers, body)
+        elif kind == "body":
+            headers[0] = ("Content-Type", fault["content_type"])
+            self.send(fault["status"], headers, fault["body"])
+        elif kind == "redirect":
+            headers.append(("Location", fault["location"]))
+            self.send(fault["status"], headers)
+        else:  # oversize: stream, hashing first so the 200 still has an ETag
+            digest = hashlib.sha256()
+            for chunk in oversize_chunks(fault["size"]):
+                digest.update(chunk)
+            headers.append(("ETag", '"%s"' % digest.hexdigest()[:32]))
+            self.wfile.write(self.framed(200, headers, fault["size"]))
+            for chunk in oversize_chunks(fault["size"]):
+                self.wfile.write(chunk)
+
+    API_ROUTES = [
+        (re.compile(r"/apps/([^/]+)/config-vars"), "api_config_vars"),
+        (re.compile(r"/apps/([^/]+)/releases"), "api_releases"),
+        (re.compile(r"/apps/([^/]+)/releases/([^/]+)/config-vars"), "api_release_config_vars"),
+        (re.compile(r"/apps/([^/]+)/addon-attachments"), "api_attachments"),
+        (re.compile(r"/account/rate-limits"), "api_rate_limits"),
+    ]
+
+    def api_answer(self):
+        """(status, headers, body) of the real API for this request."""
+        remaining = None
+        try:
+            if not accepts_v3(self.headers.get_all("Accept") or []):
+                raise ApiError(406, "not_acceptable",
+                               "Please specify a version along with Heroku's API MIME type. "
+                               "For example, `Accept: application/vnd.heroku+json; version=3`.")
+            if not (self.headers.get("User-Agent") or "").strip():
+                raise ApiError(400, "bad_request", "A User-Agent header is required.")
+            info = self.account()
+            if info is None:
+                raise ApiError(401, "unauthorized", "Invalid credentials provided.")
+            free = self.command == "GET" and self.path_only == "/account/rate-limits"
+            if free:
+                remaining = self.server.state.peek(info["email"])
+            else:
+                taken, remaining, retry_after = self.server.state.take(info["email"])
+                if not taken:
+                    raise ApiError(429, "rate_limit",
+                                   "Your account reached the API rate limit\n"
+                                   "Please wait a few minutes before making new requests",
+                                   [("Retry-After", str(retry_after))])
+            for pattern, handler in self.API_ROUTES:
+                m = pattern.fullmatch(self.path_only)
+                if m:
+                    break
+            else:
+                raise ApiError(404, "not_found", "The requested API endpoint was not found. "
+                               "Are you using the right HTTP verb and path?")
+            if self.command != "GET":
+                raise ApiError(405, "method_not_allowed",
+                               "Only GET is served on this endpoint.", [("Allow", "GET")])
+            status, obj, extra = getattr(self, handler)(info, remaining, *m.groups())
+        except ApiError as exc:
+            body = to_json({"id": exc.error_id, "message": exc.message, "url": ERROR_DOC_URL})
+            return exc.status, self.base_headers(remaining) + exc.headers, body
+        body = to_json(obj)
+        tag = etag_of(body)
+        headers = self.base_headers(remaining) + [("ETag", tag)] + extra
+        if self.etag_matches(tag):
+            return 304, headers, b""
+        return status, headers, body
+
+    def etag_matches(self, tag):
+        """If-None-Match with weak comparison, as RFC 9110 prescribes."""
+        value = self.headers.get("If-None-Match")
+        if value is None:
+            return False
+        candidates = [c.strip() for c in value.split(",")]
+        return "*" in candidates or any(c.removeprefix("W/") == tag for c in candidates)
+
+    def app_or_404(self, ident):
+        app = self.server.state.find_app(ident)
+        if app is None:
+            raise ApiError(404, "not_found", "Couldn't find that app.")
+        return app
+
+    @staticmethod
+    def need_config_scope(info):
+        if info["scope"] not in CONFIG_SCOPES:
+            raise ApiError(403, "forbidden",
+                           "This token lacks the read-protected scope needed to read config vars.")
+
+    def api_config_vars(self, info, remaining, ident):
+        app = self.app_or_404(ident)
+        self.need_config_scope(info)
+        return 200, app["releases"][-1]["config_vars"], []
+
+    def api_release_config_vars(self, info, remaining, ident, version):
+        app = self.app_or_404(ident)
+        self.need_config_scope(info)
+        if not VERSION_RE.fullmatch(version) or int(version) > len(app["releases"]):
+            raise ApiError(404, "not_found", "Couldn't find that release.")
+        return 200, app["releases"][int(version) - 1]["config_vars"], []
+
+    def api_releases(self, info, remaining, ident):
+        app = self.app_or_404(ident)
+        value = self.headers.get("Range")
+        start, exclusive, end, order, size = (parse_range(value) if value is not None
+                                              else (None, False, None, "asc", DEFAULT_PAGE))
+        releases = app["releases"]
+        current = releases[-1]["version"]
+        picked = []
+        for r in (reversed(releases) if order == "desc" else releases):
+            v = r["version"]
+            # For desc the bounds run downwards: start is the highest version.
+            if order == "desc":
+                before = start is not None and (v > start or (exclusive and v == start))
+                after = end is not None and v < end
+            else:
+                before = start is not None and (v < start or (exclusive and v == start))
+                after = end is not None and v > end
+            if not before and not after:
+                picked.append(r)
+        page = picked[:size]
+        items = [{"id": derived_id(app["id"], "release", str(r["version"])),
+                  "version": r["version"], "status": "succeeded",
+                  "current": r["version"] == current, "description": r["description"],
+                  "created_at": r["created_at"], "updated_at": r["created_at"]}
+                 for r in page]
+        extra = [("Accept-Ranges", "version")]
+        if len(picked) > size:
+            extra.append(("Next-Range", "version ]%d..%s; order=%s, max=%d"
+                          % (page[-1]["version"], "" if end is None else end, order, size)))
+            return 206, items, extra
+        return 200, items, extra
+
+    def api_attachments(self, info, remaining, ident):
+        app = self.app_or_404(ident)
+        inclusions = {i.strip() for v in self.headers.get_all("Accept-Inclusion") or []
+                      for i in v.split(",")}
+        return 200, addon_attachments(app, inclusions), []
+
+    def api_rate_limits(self, info, remaining):
+        return 200, {"remaining": remaining}, []
+
+
+# ------------------------------------------------------------------- server
+
+class MockServer(ThreadingHTTPServer):
+    """One listener (plain or TLS) sharing the process-wide State."""
+
+    daemon_threads = True
+    block_on_close = False   # hanging requests must not delay shutdown
+
+    def __init__(self, address, state, log, ssl_context=None):
+        self.address_family = (socket.AF_INET6 if ipaddress.ip_address(address[0]).version == 6
+                               else socket.AF_INET)
+        self.state = state
+        self.log = log
+        self.ssl_context = ssl_context
+        super().__init__(address, Handler)
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs here, in the connection's own thread, so a
+        # slow or non-TLS client cannot stall the accept loop.
+        if self.ssl_context is None:
+            return super().finish_request(request, client_address)
+        request.settimeout(IDLE_TIMEOUT)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            self.log.write("tls handshake failed: %s" % type(exc).__name__)
+            return None
+        try:
+            return super().finish_request(tls, client_address)
+        finally:
+            tls.close()
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
+            return  # clients leaving mid-answer is routine in fault tests
+        # A traceback shows code, not request data, so it is safe to log.
+        self.log.write("internal error: " + traceback.format_exc().replace("\n", " | "))
+
+
+def loopback_address(host):
+    """The host as a loopback IP literal, or an argparse error."""
+    address = "127.0.0.1" if host == "localhost" else host
+    try:
+        if ipaddress.ip_address(address).is_loopback:
+            return address
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError("host must be a loopback address (the mock is for local tests)")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Mock of the Heroku Platform API v3 for tests.")
+    p.add_argument("--host", type=loopback_address, default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True, help="plain HTTP port")
+    p.add_argument("--tls-port", type=int, help="HTTPS port (needs --tls-cert and --tls-key)")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--tokens-file", required=True)
+    p.add_argument("--data")
+    p.add_argument("--pidfile")
+    p.add_argument("--log")
+    args = p.parse_args(argv)
+    if args.tls_port is not None and not (args.tls_cert and args.tls_key):
+        p.error("--tls-port needs --tls-cert and --tls-key")
+    return args
+
+
+def write_pidfile(path):
+    # Written whole then renamed, so a poller never reads a partial file.
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % os.getpid())
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    log = LogFile(args.log)
+    try:
+        state = State(load_tokens(args.tokens_file))
+        for name, (app_id, config_vars) in (load_data(args.data) if args.data else {}).items():
+            state.put_app(name, app_id, config_vars)
+        servers = [MockServer((args.host, args.port), state, log)]
+        if args.tls_port is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2   # as Heroku requires
+            ctx.load_cert_chain(args.tls_cert, args.tls_key)
+            servers.append(MockServer((args.host, args.tls_port), state, log, ctx))
+    except ControlError as exc:
+        print("mock_heroku: %s" % exc.message, file=sys.stderr)
+        return 2
+    except (OSError, ssl.SSLError) as exc:
+        print("mock_heroku: cannot start: %s" % exc, file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    for server in servers:
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                         daemon=True).start()
+    if args.pidfile:
+        write_pidfile(args.pidfile)
+    log.write("listening: http://%s:%d%s" % (
+        args.host, args.port,
+        " https://%s:%d" % (args.host, args.tls_port) if args.tls_port is not None else ""))
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        if args.pidfile:
+            try:
+                os.unlink(args.pidfile)
+            except FileNotFoundError:
+                pass
+        log.write("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+#!/usr/bin/python3
+"""Drive the Heroku API mock's /__mock/ control endpoints.
+
+For shell scripts and psql \\! lines in tests, and importable from Python
+test code (every command is a function taking the mock's base URL first).
+
+    mockctl.py [--url URL] CMD ...
+
+URL defaults to $HEROKU_MOCK_URL, else http://127.0.0.1:54380.  Quiet on
+success unless the command prints a number; on failure one line on stderr
+and a non-zero exit.  Standard library only.
+"""
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+DEFAULT_URL = "http://127.0.0.1:54380"
+TIMEOUT = 30
+
+
+class MockError(Exception):
+    """The mock refused a control request or could not be reached."""
+
+
+def default_url():
+    return os.environ.get("HEROKU_MOCK_URL") or DEFAULT_URL
+
+
+def call(url, method, path, body=None):
+    """One control request; returns the decoded JSON answer."""
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
+            return json.loads(resp.read().decode("utf-8"))
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read().decode("utf-8"))["error"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        raise MockError("%s %s: %d %s" % (method, path, exc.code, message)) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise MockError("cannot reach the mock at %s: %s" % (url, reason)) from None
+
+
+def app_path(app, suffix=""):
+    return "/__mock/apps/" + urllib.parse.quote(app, safe="") + suffix
+
+
+def set_vars(url, app, changes):
+    """Set several config vars at once (None sets a null); one release."""
+    return call(url, "PATCH", app_path(app, "/config-vars"), changes)
+
+
+def set_var(url, app, name, value):
+    return set_vars(url, app, {name: value})
+
+
+def set_null(url, app, name):
+    return set_vars(url, app, {name: None})
+
+
+def unset_var(url, app, name):
+    return set_vars(url, app, {"__unset__": [name]})
+
+
+def put_app(url, app, config_vars=None, app_id=None):
+    body = {"config_vars": config_vars or {}}
+    if app_id is not None:
+        body["id"] = app_id
+    return call(url, "PUT", app_path(app), body)
+
+
+def delete_app(url, app):
+    call(url, "DELETE", app_path(app))
+
+
+def requests(url):
+    return call(url, "GET", "/__mock/requests")
+
+
+def counts(url, path=None):
+    """Total API requests, or those whose 'METHOD /path' key holds path."""
+    answer = requests(url)
+    if path is None:
+        return answer["total"]
+    return sum(n for key, n in answer["by_path"].items() if path in key)
+
+
+def not_modified(url):
+    return requests(url)["not_modified"]
+
+
+def reset_counts(url):
+    call(url, "POST", "/__mock/reset-counts")
+
+
+def state(url):
+    return call(url, "GET", "/__mock/state")
+
+
+def rate_limit(url, remaining, token_email=None, refill_per_minute=None):
+    body = {"remaining": remaining}
+    if token_email is not None:
+        body["token_email"] = token_email
+    if refill_per_minute is not None:
+        body["refill_per_minute"] = refill_per_minute
+    call(url, "POST", "/__mock/rate-limit", body)
+
+
+def fault(url, kind, **params):
+    """Add one fault; parameters left as None are not sent."""
+    spec = {"kind": kind}
+    spec.update((k, v) for k, v in params.items() if v is not None)
+    call(url, "POST", "/__mock/faults", spec)
+
+
+def clear_faults(url):
+    call(url, "DELETE", "/__mock/faults")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that fails with the one stderr line the callers expect."""
+
+    def error(self, message):
+        sys.stderr.write("mockctl: %s\n" % message)
+        sys.exit(2)
+
+
+def text(value):
+    """An argument as the exact text typed; refuses bytes that are not UTF-8.
+
+    Config var values are JSON strings, so they cannot hold undecodable
+    bytes; better to fail loudly than to send something else.
+    """
+    try:
+        return os.fsencode(value).decode("utf-8")
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError("argument is not valid UTF-8") from None
+
+
+def name_value(arg):
+    name, sep, value = text(arg).partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError("expected NAME=VALUE")
+    return name, value
+
+
+def build_parser():
+    p = Parser(prog="mockctl", description=__doc__.split("\n")[0])
+    p.add_argument("--url", default=None, help="mock base URL (default $HEROKU_MOCK_URL or %s)"
+                   % DEFAULT_URL)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
+
+    # A value may be "--" or start with "-": REMAINDER takes every argument
+    # of set-var exactly as typed; main() checks that there are three.
+    c = sub.add_parser("set-var", help="set one config var", usage="mockctl set-var APP NAME VALUE")
+    c.add_argument("args", nargs=argparse.REMAINDER, metavar="APP NAME VALUE")
+    for cmd in ("set-null", "unset-var"):
+        c = sub.add_parser(cmd, help="set a config var to null" if cmd == "set-null"
+                           else "remove a config var")
+        c.add_argument("app", type=text)
+        c.add_argument("name", type=text)
+    c = sub.add_parser("put-app", help="create or replace an app")
+    c.add_argument("app", type=text)
+    c.add_argument("--id")
+    c.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE")
+    c = sub.add_parser("delete-app")
+    c.add_argument("app", type=text)
+    c = sub.add_parser("counts", help="print the API request count")
+    c.add_argument("--path", type=text, help="only 'METHOD /path' keys holding this")
+    sub.add_parser("not-modified", help="print the number of 304 answers")
+    sub.add_parser("reset-counts")
+    c = sub.add_parser("rate-limit", help="set the remaining rate-limit pool")
+    c.add_argument("remaining", type=int)
+    c.add_argument("--email", help="only this account (default: all)")
+    c.add_argument("--refill", type=float, help="refill per minute (default 75)")
+    c = sub.add_parser("fault", help="inject a fault")
+    c.add_argument("kind")
+    c.add_argument("--path", help="regular expression searched in the request path")
+    c.add_argument("--count", type=int)
+    c.add_argument("--status", type=int)
+    c.add_argument("--seconds", type=float)
+    c.add_argument("--size", type=int)
+    c.add_argument("--body", type=text)
+    c.add_argument("--content-type")
+    c.add_argument("--id")
+    c.add_argument("--message", type=text)
+    c.add_argument("--interval", type=float)
+    c.add_argument("--location")
+    c.add_argument("--retry-after", type=int)
+    c.add_argument("--no-json", action="store_true", help="status fault: HTML body")
+    sub.add_parser("clear-faults")
+    return p
+
+
+def run(args):
+    """Carry out one parsed command; returns what to print, or None."""
+    url = args.url or default_url()
+    if args.cmd == "set-var":
+        set_var(url, args.app, args.name, args.value)
+    elif args.cmd == "set-null":
+        set_null(url, args.app, args.name)
+    elif args.cmd == "unset-var":
+        unset_var(url, args.app, args.name)
+    elif args.cmd == "put-app":
+        put_app(url, args.app, dict(args.var), args.id)
+    elif args.cmd == "delete-app":
+        delete_app(url, args.app)
+    elif args.cmd == "counts":
+        return counts(url, args.path)
+    elif args.cmd == "not-modified":
+        return not_modified(url)
+    elif args.cmd == "reset-counts":
+        reset_counts(url)
+    elif args.cmd == "rate-limit":
+        rate_limit(url, args.remaining, args.email, args.refill)
+    elif args.cmd == "fault":
+        fault(url, args.kind, path=args.path, count=args.count, status=args.status,
+              seconds=args.seconds, size=args.size, body=args.body,
+              content_type=args.content_type, id=args.id, message=args.message,
+              interval=args.interval, location=args.location,
+              retry_after=args.retry_after, json=False if args.no_json else None)
+    elif args.cmd == "clear-faults":
+        clear_faults(url)
+    return None
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cmd == "set-var":
+        if len(args.args) != 3:
+            parser.error("set-var needs APP NAME VALUE")
+        try:
+            args.app, args.name, args.value = (text(a) for a in args.args)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(str(exc))
+    try:
+        result = run(args)
+    except MockError as exc:
+        sys.stderr.write("mockctl: %s\n" % exc)
+        return 1
+    if result is not None:
+        print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
