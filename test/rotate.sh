@@ -106,10 +106,13 @@ set_password() {
 }
 
 newpw=$(new_password)
+# Every password ever used, for test/checks/secrets.sh to look for in logs and outputs.
+printf '%s\n' "$newpw" >>"$HR_TEST_DIR/secrets.history"
 set_password "$port" "$newpw"
 oldpw=''
 if [[ $old_port != "$port" ]]; then
 	oldpw=$(new_password)
+	printf '%s\n' "$oldpw" >>"$HR_TEST_DIR/secrets.history"
 	set_password "$old_port" "$oldpw"
 fi
 

@@ -329,9 +329,12 @@ CONF
 	if [[ $c == local ]]; then
 		local preload=${HR_LOCAL_PRELOAD:-}
 		preload=${preload//\'/\'\'}
+		# The extension's cluster logs everything (the secrets check reads it).
 		cat >>"$conf" <<CONF
 listen_addresses = '127.0.0.1'
 shared_preload_libraries = '$preload'
+log_min_messages = debug5
+log_error_verbosity = verbose
 CONF
 	else
 		# Heroku Postgres stand-in: TLS only, as the real service is.
@@ -427,6 +430,12 @@ write("mock-data.json", {"apps": {
     "quirky-app": {"id": e["QUIRKY_ID"], "config_vars": {"DATABASE_URL": quirky_url}},
     "other-app": {"id": e["OTHER_ID"], "config_vars": {"DATABASE_URL": other_url}},
 }})
+# every password the run uses; rotate.sh appends, test/checks/secrets.sh reads
+write_lines = [e["HR_APP_PW"], e["HR_APP2_PW"], e["HR_QUIRKY_PW"]]
+hist = os.path.join(d, "secrets.history")
+fd = os.open(hist, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+with os.fdopen(fd, "w", encoding="utf-8") as f:
+    f.write("".join(pw + "\n" for pw in write_lines))
 write("db-state.json", {
     "myapp": {"url": my_url, "vars": ["DATABASE_URL", "HEROKU_POSTGRESQL_VIOLET_URL"]},
     "quirky-app": {"url": quirky_url, "vars": ["DATABASE_URL"]},
