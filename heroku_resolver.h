@@ -232,6 +232,59 @@ extern const char *hr_code_name(hr_code code);
 /* The version of the resolver core ("1.0"). */
 extern const char *hr_version(void);
 
+/* --- client library (libheroku_resolver) --------------------------------
+ *
+ * For programs outside the server: link with
+ *		cc prog.c $(pkg-config --cflags --libs heroku_resolver)
+ * Every hr_* function above is part of the library too.
+ *
+ * Thread safety: call hr_global_init() once before starting threads; after
+ * that, threads may resolve and connect at the same time as long as each
+ * uses its own hr_http handle (or passes NULL for a temporary one) and its
+ * own hr_settings, hr_result and hr_error.  libpq connections follow
+ * libpq's usual rule: one thread at a time per PGconn.
+ */
+
+/* libpq's PGconn, so that this header needs no libpq header. */
+struct pg_conn;
+
+/*
+ * Resolve app's config_var (NULL: "DATABASE_URL") and return the libpq
+ * conninfo ("host='...' ... sslmode='require'") or the postgres:// URL,
+ * sslmode raised to s->min_sslmode.  The string holds a password: free it
+ * with hr_free_secret().  NULL on failure, with err filled.  http may be
+ * NULL for a handle made and freed within the call.
+ */
+extern char *hr_resolve_conninfo(hr_http *http, const hr_settings *s,
+								 const char *app, const char *config_var,
+								 hr_error *err);
+extern char *hr_resolve_url(hr_http *http, const hr_settings *s,
+							const char *app, const char *config_var,
+							hr_error *err);
+
+/*
+ * Resolve and connect (PQconnectdbParams), healing a stale credential: if
+ * the connection fails (authentication refused, host gone, ...), resolve
+ * again and retry once.
+ *
+ * last (may be NULL) keeps a resolution between calls: when it holds one,
+ * that is tried first without asking the API, as a long-running program
+ * reconnecting would; when it is empty (zeroed), the API is asked first.
+ * Either way, on return it holds the resolution used last (free it with
+ * hr_result_free() when done).
+ *
+ * *retried (may be NULL) is set to 1 if a second attempt was made, else 0.
+ *
+ * Returns NULL, with err filled, when the API could not give a usable
+ * value (or out of memory).  Otherwise returns the PGconn of the last
+ * attempt, like PQconnectdb(): check PQstatus(), read PQerrorMessage() when
+ * it is CONNECTION_BAD, and PQfinish() it in every case.
+ */
+extern struct pg_conn *hr_connect(hr_http *http, const hr_settings *s,
+								  const char *app, const char *config_var,
+								  hr_result *last, int *retried,
+								  hr_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,364 @@
+/*-------------------------------------------------------------------------
+ *
+ * hr_service_file.c
+ *		Read-modify-write of a service file: serialized by an flock() on a
+ *		sidecar lock file, replaced atomically (temporary file in the same
+ *		directory, fsync, rename, fsync of the directory), mode 0600.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hr_service.h"
+
+/* a service file is small; anything bigger is not one */
+#define HR_SERVICE_MAX_FILE (16 * 1024 * 1024)
+
+static hr_service_status
+io_error(hr_service_error *err, const char *fmt, const char *path, int e)
+{
+	if (err)
+	{
+		char		what[300];
+
+		snprintf(what, sizeof(what), fmt, path);
+		err->status = HR_SERVICE_EIO;
+		snprintf(err->message, sizeof(err->message), "%s: %s", what, strerror(e));
+		err->hint[0] = '\0';
+	}
+	return HR_SERVICE_EIO;
+}
+
+static void
+set_hint(hr_service_error *err, const char *hint)
+{
+	if (err)
+		snprintf(err->hint, sizeof(err->hint), "%s", hint);
+}
+
+/* Write all of buf to fd. */
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0)
+	{
+		ssize_t		w = write(fd, buf, len);
+
+		if (w < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += w;
+		len -= (size_t) w;
+	}
+	return 0;
+}
+
+/*
+ * Read the whole file at fd into *text (malloc'd).  Returns 0, or -1 with
+ * errno set.
+ */
+static int
+read_all(int fd, char **text, size_t *len)
+{
+	size_t		cap = 8192;
+	size_t		n = 0;
+	char	   *buf = malloc(cap);
+
+	if (buf == NULL)
+		return -1;
+	for (;;)
+	{
+		ssize_t		r;
+
+		if (n == cap)
+		{
+			char	   *bigger;
+
+			if (cap >= HR_SERVICE_MAX_FILE)
+			{
+				hr_service_free(buf, n);
+				errno = EFBIG;
+				return -1;
+			}
+			/* copy rather than realloc: the old text may hold passwords */
+			bigger = malloc(cap * 2);
+			if (bigger == NULL)
+			{
+				hr_service_free(buf, n);
+				return -1;
+			}
+			memcpy(bigger, buf, n);
+			hr_service_free(buf, n);
+			buf = bigger;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			{
+				int			e = errno;
+
+				hr_service_free(buf, n);
+				errno = e;
+			}
+			return -1;
+		}
+		if (r == 0)
+			break;
+		n += (size_t) r;
+	}
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
+/* The directory part of path, as a malloc'd string. */
+static char *
+dir_of(const char *path)
+{
+	char	   *copy = strdup(path);
+	char	   *dir;
+
+	if (copy == NULL)
+		return NULL;
+	dir = strdup(dirname(copy));
+	free(copy);
+	return dir;
+}
+
+hr_service_status
+hr_service_file_update(const char *path, const char *name, int n,
+					   const char *const *keywords, const char *const *values,
+					   hr_service_error *err)
+{
+	hr_service_status st = HR_SERVICE_OK;
+	struct stat sb;
+	char	   *target = NULL;
+	char	   *dir = NULL;
+	char	   *lockpath = NULL;
+	char	   *tmppath = NULL;
+	char	   *old = NULL;
+	size_t		oldlen = 0;
+	char	   *new = NULL;
+	size_t		newlen = 0;
+	int			existed = 0;
+	int			lockfd = -1;
+	int			fd = -1;
+	int			same;
+	mode_t		oldmode = 0;
+
+	if (err)
+	{
+		err->status = HR_SERVICE_OK;
+		err->message[0] = err->hint[0] = '\0';
+	}
+
+	/* a symbolic link (dotfiles kept elsewhere): replace what it points to */
+	if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode))
+	{
+		target = realpath(path, NULL);
+		if (target == NULL)
+		{
+			st = io_error(err, "could not follow the symbolic link \"%s\"", path, errno);
+			goto done;
+		}
+	}
+	else
+		target = strdup(path);
+	dir = target ? dir_of(target) : NULL;
+	if (target == NULL || dir == NULL)
+		goto oom;
+
+	if (stat(dir, &sb) != 0)
+	{
+		int			e = errno;
+
+		if (e == ENOENT)
+		{
+			if (err)
+			{
+				err->status = HR_SERVICE_EIO;
+				snprintf(err->message, sizeof(err->message),
+						 "could not write service file \"%.200s\": directory \"%.200s\" does not exist",
+						 target, dir);
+			}
+			set_hint(err, "Create the directory first, or choose another service file.");
+			st = HR_SERVICE_EIO;
+		}
+		else
+			st = io_error(err, "could not access directory \"%s\"", dir, e);
+		goto done;
+	}
+	if (!S_ISDIR(sb.st_mode))
+	{
+		if (err)
+		{
+			err->status = HR_SERVICE_EIO;
+			snprintf(err->message, sizeof(err->message),
+					 "could not write service file \"%.200s\": \"%.200s\" is not a directory",
+					 target, dir);
+		}
+		st = HR_SERVICE_EIO;
+		goto done;
+	}
+
+	/* one writer at a time, from reading the file to renaming the new one */
+	lockpath = malloc(strlen(target) + 6);
+	if (lockpath == NULL)
+		goto oom;
+	sprintf(lockpath, "%s.lock", target);
+	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lockfd < 0)
+	{
+		st = io_error(err, "could not open lock file \"%s\"", lockpath, errno);
+		set_hint(err, "The service file's directory must be writable.");
+		goto done;
+	}
+	while (flock(lockfd, LOCK_EX) != 0)
+	{
+		if (errno != EINTR)
+		{
+			st = io_error(err, "could not lock \"%s\"", lockpath, errno);
+			goto done;
+		}
+	}
+
+	fd = open(target, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
+	{
+		st = io_error(err, "could not read service file \"%s\"", target, errno);
+		set_hint(err, "The file is kept as it is; fix its permissions, or choose another service file.");
+		goto done;
+	}
+	if (fd >= 0)
+	{
+		existed = 1;
+		if (fstat(fd, &sb) != 0)
+		{
+			st = io_error(err, "could not stat service file \"%s\"", target, errno);
+			goto done;
+		}
+		if (!S_ISREG(sb.st_mode))
+		{
+			if (err)
+			{
+				err->status = HR_SERVICE_EIO;
+				snprintf(err->message, sizeof(err->message),
+						 "service file \"%.300s\" is not a regular file", target);
+			}
+			st = HR_SERVICE_EIO;
+			goto done;
+		}
+		oldmode = sb.st_mode & 07777;
+		if (read_all(fd, &old, &oldlen) != 0)
+		{
+			if (errno == ENOMEM)
+				goto oom;
+			st = io_error(err, "could not read service file \"%s\"", target, errno);
+			goto done;
+		}
+		close(fd);
+		fd = -1;
+	}
+
+	st = hr_service_replace(old, oldlen, name, n, keywords, values,
+							&new, &newlen, err);
+	if (st != HR_SERVICE_OK)
+		goto done;
+
+	/* nothing to change: leave the file alone */
+	same = existed && oldmode == 0600 && newlen == oldlen &&
+		memcmp(new, old, oldlen) == 0;
+	if (same)
+		goto done;
+
+	tmppath = malloc(strlen(dir) + strlen(target) + 16);
+	if (tmppath == NULL)
+		goto oom;
+	{
+		char	   *copy = strdup(target);
+
+		if (copy == NULL)
+			goto oom;
+		sprintf(tmppath, "%s/.%s.XXXXXX", dir, basename(copy));
+		free(copy);
+	}
+	fd = mkostemp(tmppath, O_CLOEXEC);
+	if (fd < 0)
+	{
+		st = io_error(err, "could not create a temporary file in directory \"%s\"", dir, errno);
+		set_hint(err, "The service file's directory must be writable.");
+		free(tmppath);
+		tmppath = NULL;
+		goto done;
+	}
+	if (fchmod(fd, 0600) != 0 || write_all(fd, new, newlen) != 0 ||
+		fsync(fd) != 0)
+	{
+		st = io_error(err, "could not write temporary file \"%s\"", tmppath, errno);
+		goto done;
+	}
+	if (close(fd) != 0)
+	{
+		fd = -1;
+		st = io_error(err, "could not write temporary file \"%s\"", tmppath, errno);
+		goto done;
+	}
+	fd = -1;
+	if (rename(tmppath, target) != 0)
+	{
+		st = io_error(err, "could not replace service file \"%s\"", target, errno);
+		goto done;
+	}
+	free(tmppath);
+	tmppath = NULL;
+	/* make the rename itself durable */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+	{
+		(void) fsync(fd);
+		close(fd);
+		fd = -1;
+	}
+	goto done;
+
+oom:
+	if (err)
+	{
+		err->status = HR_SERVICE_ENOMEM;
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		err->hint[0] = '\0';
+	}
+	st = HR_SERVICE_ENOMEM;
+
+done:
+	if (fd >= 0)
+		close(fd);
+	if (tmppath)
+	{
+		unlink(tmppath);
+		free(tmppath);
+	}
+	if (lockfd >= 0)
+		close(lockfd);			/* releases the lock */
+	hr_service_free(old, oldlen);
+	hr_service_free(new, newlen);
+	free(lockpath);
+	free(dir);
+	free(target);
+	return st;
+}
