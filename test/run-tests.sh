@@ -134,6 +134,10 @@ PERL_LIB=$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/perl
 
 # Build and install only when a suite needs the extension. PG_CFLAGS reaches PGXS from the
 # environment (not the command line, which would override the Makefile's own additions).
+# In CI, warnings are errors (PostgreSQL's own headers trip -Wunused-parameter).
+if [[ ${CI:-} == true && -z ${PG_CFLAGS+set} ]]; then
+	export PG_CFLAGS='-Wall -Wextra -Werror -Wno-unused-parameter'
+fi
 BUILD_OK=1
 if [[ -f Makefile ]] && { wanted regress || wanted tap; }; then
 	banner "build"
