@@ -50,6 +50,63 @@ parse_whole(const char *body, size_t len)
 	return obj;
 }
 
+/*
+ * Number of keys of the top-level object in body, counted on the raw text:
+ * json-c keeps only the last of duplicate keys, and an answer that names a
+ * config var twice is ambiguous, so the caller compares the two counts.
+ */
+static size_t
+count_top_level_keys(const char *body, size_t len)
+{
+	size_t		i;
+	size_t		keys = 0;
+	int			depth = 0;
+	int			in_string = 0;
+	int			expect_key = 0;
+
+	for (i = 0; i < len; i++)
+	{
+		char		c = body[i];
+
+		if (in_string)
+		{
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = 0;
+			continue;
+		}
+		switch (c)
+		{
+			case '"':
+				in_string = 1;
+				if (depth == 1 && expect_key)
+				{
+					keys++;
+					expect_key = 0;
+				}
+				break;
+			case '{':
+			case '[':
+				depth++;
+				if (depth == 1 && c == '{')
+					expect_key = 1;
+				break;
+			case '}':
+			case ']':
+				depth--;
+				break;
+			case ',':
+				if (depth == 1)
+					expect_key = 1;
+				break;
+			default:
+				break;
+		}
+	}
+	return keys;
+}
+
 static const char *
 type_name(struct json_object *v)
 {
@@ -100,6 +157,14 @@ hr_config_vars_pick(const char *body, size_t len, const char *app,
 					 "invalid answer from the Heroku API for app \"%s\"", app);
 		hr_error_detail(err, "The config-vars answer is %s, not a JSON object.",
 						type_name(root));
+		json_object_put(root);
+		return HR_EPROTOCOL;
+	}
+	if (count_top_level_keys(body, len) != (size_t) json_object_object_length(root))
+	{
+		hr_error_set(err, HR_EPROTOCOL,
+					 "invalid answer from the Heroku API for app \"%s\"", app);
+		hr_error_detail(err, "The config-vars answer names a config var more than once.");
 		json_object_put(root);
 		return HR_EPROTOCOL;
 	}
