@@ -116,3 +116,21 @@ clean-client:
 
 .PHONY: client-all installdirs-client install-client uninstall-client clean-client
 # --- end of client library and command ---
+
+# --- dist ---
+# The PGXN release: heroku_resolver-<META.json version>.zip, made by git archive from a commit
+# (DIST_REF, default HEAD), so only committed files ship; .gitattributes export-ignore leaves
+# out the tests and CI files a user does not need.  The version is read from META.json at that
+# commit, so the name always matches the contents.  Only this target runs git.
+DIST_REF ?= HEAD
+DIST_VERSION = $(shell git show '$(DIST_REF):META.json' | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
+
+dist:
+	@v='$(DIST_VERSION)'; test -n "$$v" || { echo "dist: no version in $(DIST_REF):META.json" >&2; exit 1; }; \
+	if [ -n "$$(git status --porcelain --untracked-files=no)" ]; then \
+		echo "dist: warning: uncommitted changes are not in the archive (it is made from $(DIST_REF))" >&2; fi; \
+	git archive --format zip --prefix '$(EXTENSION)-'"$$v"/ -o '$(EXTENSION)-'"$$v".zip '$(DIST_REF)' && \
+	echo "dist: $(EXTENSION)-$$v.zip"
+
+.PHONY: dist
+# --- end of dist ---

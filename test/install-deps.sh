@@ -17,6 +17,20 @@ PACKAGES=(
 	gcc
 	pkg-config
 	python3
+	# packaging checks (test/checks/meta.sh, pgxn.sh, deb.sh)
+	python3-jsonschema
+	pgxnclient
+	git
+	zip
+	unzip
+	dpkg-dev
+	debhelper
+	postgresql-server-dev-all
+	# memory checks (test/checks/valgrind.sh)
+	valgrind
+	# fuzz and sanitizer checks (test/checks/fuzz.sh, asan.sh)
+	clang
+	libclang-rt-14-dev
 )
 
 missing=()
