@@ -30,6 +30,8 @@ parse_whole(const char *body, size_t len)
 	tok = json_tokener_new();
 	if (tok == NULL)
 		return NULL;
+	/* RFC 8259 only: no comments, single quotes or trailing commas */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	obj = json_tokener_parse_ex(tok, body, (int) len);
 	if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success)
 	{

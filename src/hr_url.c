@@ -58,11 +58,16 @@ hr_mask_url(const char *url)
 	if (scheme_end == NULL)
 		return hr_strdup("***");
 	auth = scheme_end + 3;
-	auth_end = auth + strcspn(auth, "/?#");
-	/* the last '@' of the authority ends the userinfo */
+	/*
+	 * The last '@' before the path ends the userinfo.  libpq looks for it up
+	 * to the first '/' only, so a '?' or '#' before it is part of the
+	 * password ("postgres://u:pw?x@h/db"), not the start of a query.
+	 */
+	auth_end = auth + strcspn(auth, "/");
 	for (p = auth; p < auth_end; p++)
 		if (*p == '@')
 			at = p;
+	auth_end = (at ? at : auth) + strcspn(at ? at : auth, "/?#");
 	if (at == NULL)
 	{
 		/* no userinfo: nothing secret before the path; hide the query */
@@ -412,9 +417,25 @@ put_host(hr_buf *b, const char *host, size_t hlen, const char *port, size_t plen
 	}
 	if (memchr(h, ':', hlen))
 	{
-		/* IPv6 literal */
+		/*
+		 * IPv6 literal.  libpq percent-decodes a bracketed host too, so
+		 * anything but hex digits, ':' and '.' (a zone's '%', a stray ']')
+		 * is encoded, or the URL would not read back as the same host.
+		 */
+		const char *c;
+
 		hr_buf_putc(b, '[');
-		hr_buf_puts(b, h);
+		for (c = h; *c; c++)
+		{
+			if (isalnum((unsigned char) *c) || *c == ':' || *c == '.')
+				hr_buf_putc(b, *c);
+			else
+			{
+				char		one[2] = {*c, '\0'};
+
+				put_encoded(b, one);
+			}
+		}
 		hr_buf_putc(b, ']');
 	}
 	else
@@ -438,6 +459,35 @@ hr_conninfo_to_url(const hr_conninfo *ci)
 	hr_buf		b;
 	int			i;
 	int			nparams = 0;
+	int			nhosts = 0;
+	int			nports = 0;
+	int			hosts_inline;
+	int			ports_inline;
+	const char *c;
+
+	/*
+	 * libpq skips an empty user, password, dbname, host or port in the
+	 * URI's authority and path, so an empty one goes in a parameter.
+	 * libpq reads "h1,h2" in the authority as two hosts with the port list
+	 * ",": several hosts without a port go in a host= parameter too.
+	 * Ports go next to their hosts only when there is one per host; a single
+	 * port for several hosts (libpq applies it to all), or a list of another
+	 * length, is kept exactly as a port= parameter.
+	 */
+	if (user && user[0] == '\0')
+		user = NULL;
+	if (password && password[0] == '\0')
+		password = NULL;
+	if (dbname && dbname[0] == '\0')
+		dbname = NULL;
+	if (host)
+		for (nhosts = 1, c = host; *c; c++)
+			nhosts += (*c == ',');
+	if (port)
+		for (nports = 1, c = port; *c; c++)
+			nports += (*c == ',');
+	hosts_inline = host && host[0] && (port || nhosts == 1);
+	ports_inline = hosts_inline && port && port[0] && nports == nhosts;
 
 	hr_buf_init(&b);
 	hr_buf_puts(&b, "postgres://");
@@ -452,11 +502,11 @@ hr_conninfo_to_url(const hr_conninfo *ci)
 		}
 		hr_buf_putc(&b, '@');
 	}
-	if (host)
+	if (hosts_inline)
 	{
 		/* pair the i-th host with the i-th port, as libpq does */
 		const char *h = host;
-		const char *p = port;
+		const char *p = ports_inline ? port : NULL;
 
 		for (;;)
 		{
@@ -479,9 +529,11 @@ hr_conninfo_to_url(const hr_conninfo *ci)
 	{
 		const char *k = ci->keywords[i];
 
-		if (strcmp(k, "user") == 0 || strcmp(k, "password") == 0 ||
-			strcmp(k, "dbname") == 0 || (strcmp(k, "host") == 0) ||
-			(strcmp(k, "port") == 0 && host))
+		if ((strcmp(k, "user") == 0 && user) ||
+			(strcmp(k, "password") == 0 && password) ||
+			(strcmp(k, "dbname") == 0 && dbname) ||
+			(strcmp(k, "host") == 0 && hosts_inline) ||
+			(strcmp(k, "port") == 0 && ports_inline))
 			continue;
 		hr_buf_putc(&b, nparams++ ? '&' : '?');
 		put_encoded(&b, k);
