@@ -188,7 +188,7 @@ copy_repo() {
 	mkdir "$HR_TEST_DIR/src"
 	# Leave out git's data and the output of earlier local test runs.
 	tar -C "$REPO_TOP" --exclude=./.git --exclude=./results --exclude=./tmp_check --exclude=./log \
-		--exclude='./regression.*' -cf - . | tar -C "$HR_TEST_DIR/src" -xf -
+		--exclude='./regression.*' --exclude=./fuzz/work --exclude=./fuzz/out -cf - . | tar -C "$HR_TEST_DIR/src" -xf -
 }
 
 # A throwaway CA and certificates. Good ones last 30 days; the expired ones are made with
