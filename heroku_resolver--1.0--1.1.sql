@@ -144,3 +144,49 @@ REVOKE EXECUTE ON FUNCTION heroku_fdw_refresh(name) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION heroku_fdw_refresh_all() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION heroku_fdw_unregister(name) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION heroku_dblink_connect(text, text, text) FROM PUBLIC;
+
+-- Cache and status
+--
+-- The resolution cache (heroku.cache_ttl; in shared memory, one for the
+-- cluster, when the library is in shared_preload_libraries) and what the
+-- extension knows of the Heroku API's rate limit.  Neither function shows a
+-- user name or a password.
+
+CREATE FUNCTION heroku_resolver_invalidate(app text DEFAULT NULL,
+                                           config_var text DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'heroku_resolver_invalidate'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION heroku_resolver_invalidate(text, text) IS
+'drop the cached resolutions of app and config_var (NULL: any); returns how many';
+
+CREATE FUNCTION heroku_resolver_cache(
+    OUT app text, OUT config_var text,
+    OUT host text, OUT port text, OUT dbname text,
+    OUT fetched_at timestamptz, OUT expires_at timestamptz,
+    OUT hits bigint, OUT api_requests bigint,
+    OUT last_status integer, OUT last_error text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'heroku_resolver_cache'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION heroku_resolver_cache() IS
+'one row per entry of the resolution cache (no user, no password)';
+
+CREATE FUNCTION heroku_resolver_status(
+    OUT preload boolean, OUT entries integer, OUT capacity integer,
+    OUT api_requests bigint, OUT not_modified bigint, OUT rate_limited bigint,
+    OUT ratelimit_remaining bigint, OUT ratelimit_at timestamptz,
+    OUT backoff_until timestamptz,
+    OUT worker_state text, OUT worker_pid integer, OUT worker_last_run timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'heroku_resolver_status'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION heroku_resolver_status() IS
+'the resolution cache, the Heroku API requests and rate limit, and the background refresher';
+
+REVOKE EXECUTE ON FUNCTION heroku_resolver_invalidate(text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION heroku_resolver_cache() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION heroku_resolver_status() FROM PUBLIC;

@@ -4,8 +4,9 @@
  *		SQL-facing entry points of the heroku_resolver extension.
  *
  * heroku_dblink_url() and heroku_database_url() ask the Heroku Platform
- * API for an app's config var on every call, so a rotated password or a
- * failed-over host is picked up by the next call, and always with TLS.
+ * API for an app's config var at call time (through a cache of at most
+ * heroku.cache_ttl; src/pg_cache.c), so a rotated password or a
+ * failed-over host is picked up, and always with TLS.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +26,8 @@ void
 _PG_init(void)
 {
 	hr_pg_resolve_init();
+	hr_cache_init();
+	hr_worker_init();
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("heroku");
 #else

@@ -51,9 +51,10 @@ FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'heroku_resolver'
 ORDER BY 1;
 
--- GUCs and their defaults
+-- GUCs and their defaults (the server-start ones, heroku.cache_entries and
+-- heroku.database, exist only with shared_preload_libraries)
 SELECT name, setting, unit, context, vartype
-FROM pg_settings WHERE name LIKE 'heroku.%' ORDER BY name;
+FROM pg_settings WHERE name LIKE 'heroku.%' AND context <> 'postmaster' ORDER BY name;
 SHOW heroku.timeout;
 SET heroku.timeout = '500ms';
 SHOW heroku.timeout;

@@ -2,6 +2,8 @@
 -- heroku_dblink_url() and heroku_database_url() against the mock API:
 -- conninfo quoting, the URL form, sslmode, attachment names.
 --
+-- no cache: these tests expect every call to ask the API
+SET heroku.cache_ttl = 0;
 \getenv mock_url HEROKU_MOCK_URL
 \getenv key_file HR_API_KEY_FILE
 SET heroku.api_url = :'mock_url';

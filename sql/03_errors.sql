@@ -2,6 +2,8 @@
 -- Every row of the SQLSTATE contract, with the mock answering (or not) as
 -- each case needs.
 --
+-- no cache: these tests expect every call to ask the API
+SET heroku.cache_ttl = 0;
 \getenv mock_url HEROKU_MOCK_URL
 \getenv key_file HR_API_KEY_FILE
 \getenv ro_key_file HR_READONLY_KEY_FILE

@@ -3,6 +3,8 @@
 -- heroku.api_key_file, HEROKU_API_KEY (covered by a TAP test, as it lives in
 -- the server's environment), then the netrc entry for the API host.
 --
+-- no cache: these tests expect every call to ask the API
+SET heroku.cache_ttl = 0;
 \getenv mock_url HEROKU_MOCK_URL
 \getenv key_file HR_API_KEY_FILE
 \getenv ro_key_file HR_READONLY_KEY_FILE

@@ -2,6 +2,8 @@
 -- TLS to the API (the mock's https listener, CA made at test time), and
 -- interrupting a request that hangs.
 --
+-- no cache: these tests expect every call to ask the API
+SET heroku.cache_ttl = 0;
 \getenv mock_tls_url HEROKU_MOCK_TLS_URL
 \getenv ca HR_TEST_CA
 \getenv key_file HR_API_KEY_FILE

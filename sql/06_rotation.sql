@@ -2,6 +2,8 @@
 -- End to end: dblink(heroku_dblink_url(...)) to the TLS-only remote cluster
 -- across a credential rotation and a failover.
 --
+-- no cache: these tests expect every call to ask the API
+SET heroku.cache_ttl = 0;
 \getenv mock_url HEROKU_MOCK_URL
 \getenv key_file HR_API_KEY_FILE
 SET heroku.api_url = :'mock_url';

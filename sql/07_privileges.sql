@@ -1,6 +1,8 @@
 --
 -- What a role without grants can see and do.
 --
+-- no cache: these tests expect every call to ask the API
+SET heroku.cache_ttl = 0;
 \getenv mock_url HEROKU_MOCK_URL
 \getenv key_file HR_API_KEY_FILE
 \set VERBOSITY terse

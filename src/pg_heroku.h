@@ -28,12 +28,26 @@ typedef struct HrResolved
 extern void hr_pg_resolve_init(void);
 extern void hr_pg_settings(hr_settings *s);
 /*
- * Resolve app's config var.  fresh = true always asks the API (the
- * self-healing paths); false may be answered from a cache once one exists.
+ * Resolve app's config var.  fresh = true (the self-healing paths) asks
+ * the API unless a fresh call did in the same statement, and stores what
+ * it gets; false may be answered from the cache (heroku.cache_ttl).
  */
 extern HrResolved *hr_pg_resolve(const char *app, const char *config_var,
 								 bool fresh);
 extern void hr_pg_report(int elevel, const hr_error *err) pg_attribute_noreturn();
 extern char *hr_pg_text_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+extern hr_http *hr_pg_http(void);
+
+/* pg_cache.c */
+extern void hr_cache_init(void);
+extern char *hr_cache_resolve(const hr_settings *s, const char *app,
+							  const char *config_var, bool fresh,
+							  char **used_var);
+extern bool hr_cache_is_shared(void);
+extern void hr_cache_set_worker_state(const char *state, bool ran);
+extern bool hr_cache_share_fresh_failures;
+
+/* pg_worker.c */
+extern void hr_worker_init(void);
 
 #endif							/* PG_HEROKU_H */

@@ -205,8 +205,9 @@ hr_pg_report(int elevel, const hr_error *err)
 	pg_unreachable();
 }
 
-static hr_http *
-get_http(void)
+/* This backend's libcurl handle, made on first use. */
+hr_http *
+hr_pg_http(void)
 {
 	if (backend_http == NULL)
 	{
@@ -246,35 +247,90 @@ copy_result(const hr_result *r)
 }
 
 /*
- * Resolve app's config var through the API.  Throws on failure; the
- * core's malloc'd memory is released before any ereport.  There is no
- * cache yet, so fresh makes no difference.
+ * The last URL this backend parsed and what it gave, so that a warm cache
+ * hit costs no libpq parse.  malloc'd; the URL is a secret, wiped on reuse.
+ */
+static struct
+{
+	bool		valid;
+	int			min_sslmode;
+	char	   *url;
+	char	   *used_var;
+	hr_result	r;
+} last_parse;
+
+static void
+forget_last_parse(void)
+{
+	if (!last_parse.valid)
+		return;
+	last_parse.valid = false;
+	hr_free_secret(last_parse.url);
+	free(last_parse.used_var);
+	hr_result_free(&last_parse.r);
+}
+
+/*
+ * The parse of url, in last_parse.r (reused when url is the last one).
+ * Never throws.
+ */
+static hr_code
+parse_url(const char *url, const hr_settings *s, const char *app,
+		  const char *used_var, hr_error *err)
+{
+	hr_result	r;
+	hr_code		rc;
+
+	if (last_parse.valid && last_parse.min_sslmode == (int) s->min_sslmode &&
+		strcmp(last_parse.url, url) == 0 && strcmp(last_parse.used_var, used_var) == 0)
+		return HR_OK;
+
+	rc = hr_result_from_url(url, s->min_sslmode, app, used_var, &r, err);
+	if (rc != HR_OK)
+		return rc;
+	forget_last_parse();
+	last_parse.url = strdup(url);
+	last_parse.used_var = strdup(used_var);
+	if (last_parse.url == NULL || last_parse.used_var == NULL)
+	{
+		hr_free_secret(last_parse.url);
+		free(last_parse.used_var);
+		hr_result_free(&r);
+		err->code = HR_ENOMEM;
+		strlcpy(err->message, "out of memory", sizeof(err->message));
+		return HR_ENOMEM;
+	}
+	last_parse.r = r;
+	last_parse.min_sslmode = (int) s->min_sslmode;
+	last_parse.valid = true;
+	return HR_OK;
+}
+
+/*
+ * Resolve app's config var, from the cache (pg_cache.c) or the API.
+ * fresh = true (the self-healing paths) asks the API unless a fresh call
+ * already did in this statement, and stores what it gets.  Throws on
+ * failure; the raw URL is wiped once parsed.
  */
 HrResolved *
 hr_pg_resolve(const char *app, const char *config_var, bool fresh)
 {
 	hr_settings s;
-	hr_result	r;
 	hr_error	err;
-	hr_http    *http = get_http();
-	HrResolved *volatile res = NULL;
+	char	   *url;
+	char	   *used_var;
+	hr_code		rc;
 
 	hr_pg_settings(&s);
+	url = hr_cache_resolve(&s, app, config_var, fresh, &used_var);
 	memset(&err, 0, sizeof(err));
-	if (hr_resolve(http, &s, app, config_var, &r, &err) != HR_OK)
+	rc = parse_url(url, &s, app, used_var, &err);
+	explicit_bzero(url, strlen(url));
+	pfree(url);
+	pfree(used_var);
+	if (rc != HR_OK)
 		hr_pg_report(ERROR, &err);
-
-	/* palloc may throw: free the core's copy either way */
-	PG_TRY();
-	{
-		res = copy_result(&r);
-	}
-	PG_FINALLY();
-	{
-		hr_result_free(&r);
-	}
-	PG_END_TRY();
-	return res;
+	return copy_result(&last_parse.r);
 }
 
 /* A text argument as a C string; NULL raises 22004 naming the argument. */
