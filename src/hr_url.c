@@ -55,8 +55,13 @@ hr_mask_url(const char *url)
 	if (url == NULL)
 		return NULL;
 	scheme_end = strstr(url, "://");
-	if (scheme_end == NULL)
+	if (scheme_end == NULL || scheme_end == url)
 		return hr_strdup("***");
+	/* only a real scheme (RFC 3986) makes this a URL; anything else is hidden */
+	for (p = url; p < scheme_end; p++)
+		if (!(isalpha((unsigned char) *p) ||
+			  (p > url && (isdigit((unsigned char) *p) || *p == '+' || *p == '-' || *p == '.'))))
+			return hr_strdup("***");
 	auth = scheme_end + 3;
 	/*
 	 * The last '@' before the path ends the userinfo.  libpq looks for it up
