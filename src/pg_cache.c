@@ -114,6 +114,14 @@ static bool cache_shared = false;
  */
 bool		hr_cache_share_fresh_failures = false;
 
+/*
+ * Set by a caller whose connection just failed (heroku_dblink_connect's
+ * retry): a fresh answer must have been asked for after this moment, so an
+ * answer another backend fetched earlier in the statement, possibly before
+ * the credentials changed, is not taken for it.  0 = statement start.
+ */
+TimestampTz hr_cache_fresh_after = 0;
+
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -522,7 +530,8 @@ hr_cache_resolve(const hr_settings *s, const char *app, const char *config_var,
 	HrCache    *c = get_cache();
 	hr_http    *http = hr_pg_http();	/* may throw: before any flight */
 	const char *api_url = (s->api_url && s->api_url[0]) ? s->api_url : HR_DEFAULT_API_URL;
-	TimestampTz min_fetched = fresh ? GetCurrentStatementStartTimestamp() : 0;
+	TimestampTz min_fetched = fresh ? Max(GetCurrentStatementStartTimestamp(),
+										  hr_cache_fresh_after) : 0;
 	HrCacheCopy *cp;
 	HrCacheEntry *e;
 	uint32		hash;

@@ -1318,7 +1318,17 @@ heroku_dblink_connect(PG_FUNCTION_ARGS)
 				(errmsg_internal("dblink connection \"%s\" to Heroku app \"%s\" failed, resolving afresh and retrying once",
 								 conname, app),
 				 first_error->detail ? errdetail_internal("%s", first_error->detail) : 0));
-		r = hr_pg_resolve(app, config_var, true);
+		/* an answer fetched before this failure may predate the rotation */
+		hr_cache_fresh_after = GetCurrentTimestamp();
+		PG_TRY();
+		{
+			r = hr_pg_resolve(app, config_var, true);
+		}
+		PG_FINALLY();
+		{
+			hr_cache_fresh_after = 0;
+		}
+		PG_END_TRY();
 		result = OidFunctionCall2(fn, CStringGetTextDatum(conname),
 								  CStringGetTextDatum(r->conninfo));
 	}

@@ -11,6 +11,8 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 #include "heroku_resolver.h"
 
 /* A resolution copied into palloc'd memory of the caller's context. */
@@ -46,6 +48,7 @@ extern char *hr_cache_resolve(const hr_settings *s, const char *app,
 extern bool hr_cache_is_shared(void);
 extern void hr_cache_set_worker_state(const char *state, bool ran);
 extern bool hr_cache_share_fresh_failures;
+extern TimestampTz hr_cache_fresh_after;
 
 /* pg_worker.c */
 extern void hr_worker_init(void);

@@ -108,23 +108,28 @@ set_password() {
 newpw=$(new_password)
 # Every password ever used, for test/checks/secrets.sh to look for in logs and outputs.
 printf '%s\n' "$newpw" >>"$HR_TEST_DIR/secrets.history"
-set_password "$port" "$newpw"
 oldpw=''
 if [[ $old_port != "$port" ]]; then
 	oldpw=$(new_password)
 	printf '%s\n' "$oldpw" >>"$HR_TEST_DIR/secrets.history"
 	set_password "$old_port" "$oldpw"
 fi
+# The new password is set by the Python step below, right before the mock is
+# told: the window in which the remote and the config var disagree is a few
+# milliseconds (the real Heroku has such a window too; a soak test shows it).
 
 # New URLs into the state file and, through mockctl, into the mock: APP and every app on the
 # target credential get the new one; after a failover the apps left on the old credential get
 # its new password.
-HR_NEWPW=$newpw HR_OLDPW=$oldpw "$PY" - "$STATE" "$app" "$user" "$port" "$old_port" \
+HR_NEWPW=$newpw HR_OLDPW=$oldpw HR_AS_PG="${AS_PG[*]}" HR_NEW_SOCK=$(remote_sock "$port") \
+	"$PY" - "$STATE" "$app" "$user" "$port" "$old_port" \
 	"$HR_MOCKCTL" "$HEROKU_MOCK_URL" "$verbose" <<'PYEOF'
 import json, os, re, subprocess, sys
 from urllib.parse import quote, urlsplit
 
 path, app, user, port, old_port, mockctl, mock_url, verbose = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(mockctl))
+import mockctl as ctl  # noqa: E402  (in-process: no interpreter start between the two steps)
 
 
 def url(pw, p):
@@ -154,19 +159,45 @@ with open(path, "w", encoding="utf-8") as f:
     json.dump(state, f, indent=2, ensure_ascii=False)
     f.write("\n")
 
+# The new password on the remote (SQL on stdin, statement logging off), then
+# at once every changed config var in the mock, one PATCH per app.
+pw = os.environ["HR_NEWPW"].replace("'", "''")
+sql = ("SET log_statement = 'none';\nSET log_min_error_statement = 'panic';\n"
+       "SELECT NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') AS missing \\gset\n"
+       "\\if :missing\nCREATE ROLE \"%s\" LOGIN;\nGRANT CONNECT ON DATABASE appdb TO \"%s\";\n"
+       "GRANT SELECT ON orders TO \"%s\";\n\\endif\nALTER ROLE \"%s\" PASSWORD '%s';\n"
+       % (user, user, user, user, user, pw))
+as_pg = os.environ["HR_AS_PG"].split()
+# The ALTER ROLE waits, uncommitted, in an open transaction while the mock
+# is told; the COMMIT follows at once: the remote and the config var
+# disagree only for the time of one COMMIT.
+p = subprocess.Popen(as_pg + ["env", "PGCLIENTENCODING=UTF8", os.path.join(os.environ["HR_PGBIN"], "psql"),
+                      "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=terse",
+                      "-h", os.environ["HR_NEW_SOCK"], "-p", port, "-U", "postgres", "-d", "appdb"],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+p.stdin.write(sql.replace("ALTER ROLE", "BEGIN;\nALTER ROLE", 1) + "\\echo altered\n")
+p.stdin.flush()
+if p.stdout.readline().strip() != "altered":
+    p.kill()
+    print("rotate: could not set the new password of %s on port %s" % (user, port), file=sys.stderr)
+    sys.exit(1)
 failed = False
 for a in sorted(changes):
     u = changes[a]
-    for var in state[a]["vars"]:
-        r = subprocess.run([sys.executable, mockctl, "--url", mock_url, "set-var", a, var, u],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
-        if r.returncode != 0:
-            msg = r.stderr.strip().replace(u, "<url>")
-            msg = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1****@", msg)
-            print("rotate: mockctl set-var %s %s failed: %s" % (a, var, msg), file=sys.stderr)
-            failed = True
-        elif verbose == "1":
+    try:
+        ctl.set_vars(mock_url, a, {var: u for var in state[a]["vars"]})
+    except Exception as e:  # the message may quote the URL: mask its password
+        msg = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1****@", str(e).replace(u, "<url>"))
+        print("rotate: setting %s in the mock failed: %s" % (a, msg), file=sys.stderr)
+        failed = True
+        continue
+    if verbose == "1":
+        for var in state[a]["vars"]:
             print("rotate: %s %s -> %s@127.0.0.1:%s (new password)" % (a, var, user, cred(u)[0]))
+p.stdin.write("COMMIT;\n")
+p.stdin.close()
+if p.wait() != 0:
+    print("rotate: could not commit the new password of %s on port %s" % (user, port), file=sys.stderr)
+    failed = True
 sys.exit(1 if failed else 0)
 PYEOF
