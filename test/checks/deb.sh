@@ -7,7 +7,7 @@
 #   - the packages are unpacked (dpkg -x) into a private copy of the PostgreSQL installation
 #     and a throwaway cluster of it (port HR_DEB_PORT, default 57440) runs CREATE EXTENSION;
 #     the packaged command answers --version with the control file's version.
-# With HR_DEB_INSTALL=1 (a throwaway CI machine) the packages are really installed with
+# With HR_DEB_INSTALL=1, and by default when CI=true (a throwaway machine), the packages are really installed with
 # apt-get and the system's files are tested instead.  The copy is the checkout's tracked and
 # untracked files (CI: the commit).  Run time about 1-2 min (one build).
 set -euo pipefail
@@ -76,7 +76,10 @@ dpkg-deb -c "$deb_cli" | grep -q "/usr/lib/postgresql/" && die "$pkg_cli carries
 dpkg-deb -f "$deb_ext" Depends | grep -qE "(^|, )postgresql-$pgv(,|$| )" || die "$pkg_ext does not depend on postgresql-$pgv"
 say "package contents ok"
 
-if [[ ${HR_DEB_INSTALL:-0} == 1 ]]; then
+# CI runs on a throwaway machine: install for real there unless told otherwise
+install_real=${HR_DEB_INSTALL:-0}
+if [[ ${CI:-} == true && -z ${HR_DEB_INSTALL:-} ]]; then install_real=1; fi
+if [[ $install_real == 1 ]]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb_ext" "$deb_cli" </dev/null >"$WORK/apt.log" 2>&1 || {
 		tail -n 20 "$WORK/apt.log"
 		die "apt-get install failed"

@@ -100,6 +100,29 @@ eval { $bg->quit; };
 mock('clear-faults');
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'server still accepts connections after terminate');
 
+# While a dblink query through a resolved conninfo runs, no token or
+# password shows in pg_stat_activity (the statement names only the app).
+$node->safe_psql('postgres', 'CREATE EXTENSION dblink');
+$bg = $node->background_psql('postgres', on_error_stop => 0);
+$bg->query_until(qr/started/,
+	"\\echo started\nSELECT * FROM dblink(heroku_dblink_url('myapp'), 'SELECT pg_sleep(1.5)') AS t(x text);\n");
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(1.5)%' AND state = 'active' AND pid <> pg_backend_pid()")
+  or die 'the dblink query never started';
+my $activity = $node->safe_psql('postgres',
+	"SELECT string_agg(coalesce(query, '') || ' ' || coalesce(application_name, ''), E'\\n') FROM pg_stat_activity");
+my @secrets = ($token);
+if ($ENV{HR_TEST_DIR} && open(my $h, '<', "$ENV{HR_TEST_DIR}/secrets.history"))
+{
+	chomp(my @pw = <$h>);
+	close $h;
+	push @secrets, grep { length($_) >= 8 } @pw;
+}
+my $shown = grep { index($activity, $_) >= 0 } @secrets;
+is($shown, 0, 'pg_stat_activity shows no token or password while a resolved dblink query runs ('
+	  . scalar(@secrets) . ' secrets looked for)');
+$bg->quit;
+
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|server process .* was terminated/, 'no backend crashed');
 unlike($log, qr/\Q$token\E/, 'the token never reaches the server log');
