@@ -9,44 +9,17 @@
 #   bash test/testenv.sh start && make install && bash bench/cancel.sh
 set -euo pipefail
 
-HR_TEST_DIR=${HR_TEST_DIR:-/tmp/heroku_resolver_test}
-[[ -f $HR_TEST_DIR/env.sh ]] || { echo "cancel: no $HR_TEST_DIR/env.sh: run test/testenv.sh start first" >&2; exit 1; }
-# shellcheck disable=SC1091
-. "$HR_TEST_DIR/env.sh"
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N=${CANCEL_ROUNDS:-20}
-PORT=${CANCEL_PORT:-56397}
-PGBIN=$HR_PGBIN
-PY=/usr/bin/python3
-AS_PG=()
-if [[ $(id -u) -eq 0 ]]; then AS_PG=(runuser -u postgres --); fi
-as_pg() { "${AS_PG[@]}" "$@"; }
-
-WORK=$(mktemp -d /tmp/hr_cancel.XXXXXX)
-chmod 700 "$WORK"
-[[ $(id -u) -eq 0 ]] && chown postgres: "$WORK"
-cleanup() {
-	"$PY" "$HR_MOCKCTL" clear-faults >/dev/null 2>&1 || true
-	if [[ -f $WORK/data/postmaster.pid ]]; then
-		as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-psql_() { as_pg "$PGBIN/psql" -XAtq -h "$WORK" -p "$PORT" -d postgres "$@"; }
-
-as_pg "$PGBIN/initdb" -D "$WORK/data" -A trust >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = $PORT
+bench_init cancel "${CANCEL_PORT:-56397}"
+bench_at_exit '"$PY" "$HR_MOCKCTL" clear-faults >/dev/null 2>&1'
+bench_cluster <<CONF
 log_line_prefix = '%m [%p] '
 lc_messages = 'C'
-heroku.api_url = '$HEROKU_MOCK_URL'
-heroku.api_key_file = '$HR_API_KEY_FILE'
 heroku.cache_ttl = 0
 heroku.timeout = '60s'
 CONF
-as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 psql_ -c 'CREATE EXTENSION heroku_resolver'
 "$PY" "$HR_MOCKCTL" fault hang
 

@@ -11,35 +11,15 @@
 # each pgbench run, default 10), BENCH_B2_SECONDS (default 30), BENCH_PORT (default 56399).
 set -euo pipefail
 
-HR_TEST_DIR=${HR_TEST_DIR:-/tmp/heroku_resolver_test}
-[[ -f $HR_TEST_DIR/env.sh ]] || { echo "bench: no $HR_TEST_DIR/env.sh: run test/testenv.sh start first" >&2; exit 1; }
-# shellcheck disable=SC1091
-. "$HR_TEST_DIR/env.sh"
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SECS=${BENCH_SECONDS:-10}
 B2_SECS=${BENCH_B2_SECONDS:-30}
-PORT=${BENCH_PORT:-56399}
-PGBIN=$HR_PGBIN
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 APP=myapp
-PY=/usr/bin/python3
+bench_init bench "${BENCH_PORT:-56399}"
+bench_at_exit '"$PY" "$HR_MOCKCTL" rate-limit 4500 --refill 75 >/dev/null 2>&1'
 
-AS_PG=()
-if [[ $(id -u) -eq 0 ]]; then AS_PG=(runuser -u postgres --); fi
-as_pg() { "${AS_PG[@]}" "$@"; }
-
-WORK=$(mktemp -d /tmp/hr_bench.XXXXXX)
-chmod 700 "$WORK"
-[[ $(id -u) -eq 0 ]] && chown postgres: "$WORK"
-cleanup() {
-	"$PY" "$HR_MOCKCTL" rate-limit 4500 --refill 75 >/dev/null 2>&1 || true
-	if [[ -f $WORK/data/postmaster.pid ]]; then
-		as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1 || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-psql_() { as_pg "$PGBIN/psql" -XAtq -h "$WORK" -p "$PORT" -d postgres "$@"; }
 mockctl() { "$PY" "$HR_MOCKCTL" "$@"; }
 # pgbench SECONDS CLIENTS SCRIPT: prints "tps latency_ms"
 pgb() {
@@ -58,19 +38,11 @@ script() { # script NAME SQL
 mockctl rate-limit 4500 --refill 1000000
 echo "bench: building rawget and starting a preloaded cluster on port $PORT ..." >&2
 cc -O2 -o "$WORK/rawget" "$HERE/rawget.c" -lcurl
-as_pg "$PGBIN/initdb" -D "$WORK/data" -A trust >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = $PORT
+bench_cluster <<CONF
 max_connections = 60
 shared_preload_libraries = 'heroku_resolver'
-heroku.api_url = '$HEROKU_MOCK_URL'
-heroku.api_key_file = '$HR_API_KEY_FILE'
-heroku.netrc_file = '/dev/null'
 heroku.cache_ttl = '60s'
 CONF
-as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 psql_ -c 'CREATE EXTENSION dblink' -c 'CREATE EXTENSION heroku_resolver'
 psql_ -c "SELECT heroku_dblink_url('$APP')" >/dev/null # warm
 

@@ -11,51 +11,23 @@
 #   bash test/testenv.sh start && make install && bash bench/soak.sh
 set -euo pipefail
 
-HR_TEST_DIR=${HR_TEST_DIR:-/tmp/heroku_resolver_test}
-[[ -f $HR_TEST_DIR/env.sh ]] || { echo "soak: no $HR_TEST_DIR/env.sh: run test/testenv.sh start first" >&2; exit 1; }
-# shellcheck disable=SC1091
-. "$HR_TEST_DIR/env.sh"
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SECS=${SOAK_SECONDS:-60}
 EVERY=${SOAK_ROTATE_EVERY:-3}
 REFRESH=${SOAK_REFRESH:-1s}
-PORT=${SOAK_PORT:-56398}
-PGBIN=$HR_PGBIN
-PY=/usr/bin/python3
-AS_PG=()
-if [[ $(id -u) -eq 0 ]]; then AS_PG=(runuser -u postgres --); fi
-as_pg() { "${AS_PG[@]}" "$@"; }
-
-WORK=$(mktemp -d /tmp/hr_soak.XXXXXX)
-chmod 700 "$WORK"
-[[ $(id -u) -eq 0 ]] && chown postgres: "$WORK"
+bench_init soak "${SOAK_PORT:-56398}"
 rotator=''
-cleanup() {
-	[[ -n $rotator ]] && kill "$rotator" 2>/dev/null || true
-	"$PY" "$HR_MOCKCTL" rate-limit 4500 --refill 75 >/dev/null 2>&1 || true
-	if [[ -f $WORK/data/postmaster.pid ]]; then
-		as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1 || true
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-psql_() { as_pg "$PGBIN/psql" -XAtq -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d postgres "$@"; }
+bench_at_exit '[[ -n $rotator ]] && kill "$rotator" 2>/dev/null; "$PY" "$HR_MOCKCTL" rate-limit 4500 --refill 75 >/dev/null 2>&1'
 
 "$PY" "$HR_MOCKCTL" rate-limit 4500 --refill 1000000
-as_pg "$PGBIN/initdb" -D "$WORK/data" -A trust >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = $PORT
+bench_cluster <<CONF
 max_connections = 40
 shared_preload_libraries = 'heroku_resolver'
-heroku.api_url = '$HEROKU_MOCK_URL'
-heroku.api_key_file = '$HR_API_KEY_FILE'
-heroku.netrc_file = '/dev/null'
 heroku.cache_ttl = '60s'
 heroku.refresh_interval = '$REFRESH'
 heroku.database = 'postgres'
 CONF
-as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 
 # Each pgbench transaction calls one function; a failure is caught and
 # counted (pgbench would otherwise abort the client), never retried here.
