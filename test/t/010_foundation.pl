@@ -8,14 +8,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use HrTest;
 use Time::HiRes qw(time usleep);
 
-for my $v (qw(HEROKU_MOCK_URL HR_API_KEY_FILE HR_READONLY_KEY_FILE HR_MOCKCTL))
-{
-	plan skip_all => "$v not set: run through test/run-tests.sh" unless $ENV{$v};
-}
+need_env(qw(HEROKU_MOCK_URL HR_API_KEY_FILE HR_READONLY_KEY_FILE HR_MOCKCTL));
 my $mock_url = $ENV{HEROKU_MOCK_URL};
-my $mockctl = $ENV{HR_MOCKCTL};
 
 sub slurp_first_line
 {
@@ -25,11 +24,6 @@ sub slurp_first_line
 	close $fh;
 	chomp $l;
 	return $l;
-}
-
-sub mock
-{
-	system('/usr/bin/python3', $mockctl, @_) == 0 or die "mockctl @_ failed";
 }
 
 # The server gets the token through its environment only.

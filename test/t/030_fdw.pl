@@ -13,15 +13,13 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use HrTest;
 
-for my $v (
-	qw(HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL HR_ROTATE HR_TEST_DIR
-	HR_REMOTE_PORT HR_REMOTE2_PORT HR_REMOTE_SOCK HR_REMOTE2_SOCK))
-{
-	plan skip_all => "$v not set: run through test/run-tests.sh" unless $ENV{$v};
-}
+need_env(qw(HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL HR_ROTATE HR_TEST_DIR
+	HR_REMOTE_PORT HR_REMOTE2_PORT HR_REMOTE_SOCK HR_REMOTE2_SOCK));
 my $mock_url = $ENV{HEROKU_MOCK_URL};
-my $mockctl = $ENV{HR_MOCKCTL};
 my %rows_at = ($ENV{HR_REMOTE_PORT} => 3, $ENV{HR_REMOTE2_PORT} => 5);
 my %sock_at = ($ENV{HR_REMOTE_PORT} => $ENV{HR_REMOTE_SOCK},
 	$ENV{HR_REMOTE2_PORT} => $ENV{HR_REMOTE2_SOCK});
@@ -74,20 +72,6 @@ sub rotate
 {
 	system('bash', $ENV{HR_ROTATE}, @_) == 0 or die "rotate.sh @_ failed";
 	remember_secrets();
-}
-
-sub mock
-{
-	system('/usr/bin/python3', $mockctl, @_) == 0 or die "mockctl @_ failed";
-}
-
-sub mock_count
-{
-	my ($path) = @_;
-	my $n = `/usr/bin/python3 $mockctl counts --path $path`;
-	die "mockctl counts failed" if $?;
-	chomp $n;
-	return $n;
 }
 
 # The next $count answers for $app's config vars carry $url as DATABASE_URL,

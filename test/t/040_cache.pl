@@ -9,34 +9,22 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use HrTest;
 use Time::HiRes qw(usleep);
 
-for my $v (qw(HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL HR_PGBIN))
-{
-	plan skip_all => "$v not set: run through test/run-tests.sh" unless $ENV{$v};
-}
+need_env(qw(HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL HR_PGBIN));
 my $mock_url = $ENV{HEROKU_MOCK_URL};
-my $mockctl = $ENV{HR_MOCKCTL};
 
 # made-up credentials: the password must never show up anywhere
 my $pw = 'CacheSecretPw4711';
 my $app = 'cache-app';
 my $path = "/apps/$app/config-vars";
 
-sub mock
-{
-	system('/usr/bin/python3', $mockctl, @_) == 0 or die "mockctl @_ failed";
-}
+sub requests { return mock_count($path); }
 
-sub mock_out
-{
-	my $n = `/usr/bin/python3 $mockctl @_`;
-	die "mockctl @_ failed" if $?;
-	chomp $n;
-	return $n;
-}
 
-sub requests { return mock_out('counts', '--path', $path); }
 
 mock('put-app', $app, '--var', "DATABASE_URL=postgres://cuser:$pw\@first.example:5432/cdb");
 

@@ -8,30 +8,20 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use HrTest;
 
-for my $v (qw(HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL))
-{
-	plan skip_all => "$v not set: run through test/run-tests.sh" unless $ENV{$v};
-}
+need_env(qw(HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL));
 my $mock_url = $ENV{HEROKU_MOCK_URL};
-my $mockctl = $ENV{HR_MOCKCTL};
 
 my $pw = 'WorkerSecretPw0815';
 my $app = 'worker-app';
 my $path = "/apps/$app/config-vars";
 
-sub mock
-{
-	system('/usr/bin/python3', $mockctl, @_) == 0 or die "mockctl @_ failed";
-}
+sub requests { return mock_count($path); }
 
-sub requests
-{
-	my $n = `/usr/bin/python3 $mockctl counts --path $path`;
-	die 'mockctl counts failed' if $?;
-	chomp $n;
-	return $n;
-}
+
 
 sub rotate_to
 {

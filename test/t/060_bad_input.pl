@@ -10,27 +10,16 @@ use IPC::Run qw(run);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use HrTest;
 
-for my $v (qw(HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL HR_TOKENS_FILE HR_WRONG_NAME_CERT
-	HR_WRONG_NAME_KEY HR_TEST_CA HR_TEST_CA_EXPIRED HEROKU_MOCK_TLS_URL))
-{
-	plan skip_all => "$v not set: run through test/run-tests.sh" unless $ENV{$v};
-}
+need_env(qw(HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL HR_TOKENS_FILE HR_WRONG_NAME_CERT
+	HR_WRONG_NAME_KEY HR_TEST_CA HR_TEST_CA_EXPIRED HEROKU_MOCK_TLS_URL));
 my $mock_url = $ENV{HEROKU_MOCK_URL};
-my $mockctl = $ENV{HR_MOCKCTL};
 my $py = '/usr/bin/python3';
-my $mock_script = $mockctl =~ s/mockctl\.py$/mock_heroku.py/r;
+my $mock_script = $ENV{HR_MOCKCTL} =~ s/mockctl\.py$/mock_heroku.py/r;
 
-sub mock { system($py, $mockctl, @_) == 0 or die "mockctl @_ failed"; }
-sub mock_count
-{
-	my ($url, $path) = @_;
-	my $out = '';
-	run([ $py, $mockctl, '--url', $url, 'counts', ($path ? ('--path', $path) : ()) ], \undef, \$out)
-	  or die 'mockctl counts failed';
-	chomp $out;
-	return $out;
-}
 
 my $node = PostgreSQL::Test::Cluster->new('bad_input');
 $node->init;
@@ -96,7 +85,7 @@ for my $bad ('MyApp', 'ab', 'a' x 31, '../etc', 'my/app', '..', 'app?x=1', 'app#
 	(my $shown = $bad) =~ s/[^\x20-\x7e]/?/g;
 	case("app name '$shown'", resolve($bad), '22023', qr/invalid Heroku app name/);
 }
-is(mock_count($mock_url), '0', 'malformed app names made no request');
+is(mock_count(undef, $mock_url), '0', 'malformed app names made no request');
 case('app id (UUID)', resolve('3f0a4c1e-8a6b-4d6e-9a51-2b7c9d0e1f23'), 'ok');
 
 # --- config var names ----------------------------------------------------
@@ -160,10 +149,10 @@ my $other_log = "$PostgreSQL::Test::Utils::tmp_check/other_mock.log";
 my $other = IPC::Run::start([ $py, $mock_script, '--port', $other_port,
 	'--tokens-file', $ENV{HR_TOKENS_FILE}, '--log', $other_log ]);
 my $other_url = "http://127.0.0.1:$other_port";
-for (1 .. 50) { last if eval { mock_count($other_url); 1 }; select(undef, undef, undef, 0.1); }
+for (1 .. 50) { last if eval { mock_count(undef, $other_url); 1 }; select(undef, undef, undef, 0.1); }
 mock('fault', 'redirect', '--location', "$other_url/apps/myapp/config-vars", '--count', '1');
 case('a 302 redirect to another host', resolve('myapp'), '08P01', qr/unexpected answer/);
-is(mock_count($other_url), '0', 'the redirect target got no request (no token sent there)');
+is(mock_count(undef, $other_url), '0', 'the redirect target got no request (no token sent there)');
 $other->kill_kill;
 
 # TLS: a certificate for another name, and an expired CA.
@@ -172,7 +161,7 @@ my $wrong_tls = PostgreSQL::Test::Cluster::get_free_port();
 my $wrong = IPC::Run::start([ $py, $mock_script, '--port', $wrong_port, '--tls-port', $wrong_tls,
 	'--tls-cert', $ENV{HR_WRONG_NAME_CERT}, '--tls-key', $ENV{HR_WRONG_NAME_KEY},
 	'--tokens-file', $ENV{HR_TOKENS_FILE}, '--log', "$other_log.2" ]);
-for (1 .. 50) { last if eval { mock_count("http://127.0.0.1:$wrong_port"); 1 }; select(undef, undef, undef, 0.1); }
+for (1 .. 50) { last if eval { mock_count(undef, "http://127.0.0.1:$wrong_port"); 1 }; select(undef, undef, undef, 0.1); }
 $s->query_safe("SET heroku.api_url = 'https://127.0.0.1:$wrong_tls'; SET heroku.ca_file = '$ENV{HR_TEST_CA}'");
 case('a TLS certificate for another name', resolve('myapp'), '08006', qr/could not reach/);
 $wrong->kill_kill;
