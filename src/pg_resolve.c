@@ -309,7 +309,8 @@ parse_url(const char *url, const hr_settings *s, const char *app,
 /*
  * Resolve app's config var, from the cache (pg_cache.c) or the API.
  * fresh = true (the self-healing paths) asks the API unless a fresh call
- * already did in this statement, and stores what it gets.  Throws on
+ * already did in this statement (after hr_cache_fresh_after, when a caller
+ * set it), and stores what it gets.  Throws on
  * failure; the raw URL is wiped once parsed.
  */
 HrResolved *
