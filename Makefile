@@ -11,8 +11,9 @@ EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTEN
 
 MODULE_big = heroku_resolver
 # resolver core (no server headers) + server-side glue
-CORE_OBJS = src/hr_util.o src/hr_token.o src/hr_url.o src/hr_json.o src/hr_http.o
-OBJS = heroku_resolver.o src/pg_resolve.o src/pg_fdw.o $(CORE_OBJS) src/pg_cache.o src/pg_worker.o
+# (every src/hr_*.c is core: the client library and the fuzzers build them too)
+CORE_OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/hr_*.c)))
+OBJS = heroku_resolver.o $(CORE_OBJS) $(patsubst %.c,%.o,$(sort $(wildcard src/pg_*.c)))
 
 DATA = $(wildcard $(EXTENSION)--*.sql)
 
@@ -43,7 +44,8 @@ HR_CMD = heroku-pg-resolve
 HR_CLIENT_CPPFLAGS = -I. -Isrc -Iclient -I$(includedir) -D_GNU_SOURCE -DHR_VERSION=\"$(EXTVERSION)\"
 HR_CLIENT_LIBS = -lcurl -ljson-c -L$(libdir) -lpq
 HR_LIB_OBJS = $(patsubst src/%.o,client/lib_%.o,$(CORE_OBJS)) client/hr_client.o
-HR_CMD_OBJS = client/heroku-pg-resolve.o client/hr_service.o client/hr_service_file.o
+HR_CMD_OBJS = client/heroku-pg-resolve.o client/hr_service.o client/hr_service_file.o \
+	client/hr_exec.o
 HR_CLIENT_BUILT = client/$(HR_LIB_REAL) client/$(HR_LIB_SONAME) client/$(HR_LIB).so \
 	client/$(HR_CMD) client/heroku_resolver.pc client/example
 
@@ -54,7 +56,7 @@ client-all: $(HR_CLIENT_BUILT)
 client/lib_%.o: src/%.c heroku_resolver.h src/hr_internal.h $(EXTENSION).control
 	$(CC) $(CFLAGS) $(HR_CLIENT_CPPFLAGS) -c -o $@ $<
 
-client/%.o: client/%.c heroku_resolver.h client/hr_service.h $(EXTENSION).control
+client/%.o: client/%.c heroku_resolver.h $(wildcard client/*.h) $(EXTENSION).control
 	$(CC) $(CFLAGS) $(HR_CLIENT_CPPFLAGS) -c -o $@ $<
 
 # export only what heroku_resolver.h declares

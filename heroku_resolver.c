@@ -25,7 +25,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
-	hr_pg_resolve_init();
+	hr_pg_backend_init();
 	hr_cache_init();
 	hr_worker_init();
 #if PG_VERSION_NUM >= 150000

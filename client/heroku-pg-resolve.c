@@ -18,16 +18,15 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include "heroku_resolver.h"
+#include "hr_exec.h"
 #include "hr_service.h"
 
 #define PROG "heroku-pg-resolve"
@@ -295,30 +294,6 @@ find_double_dash(int argc, char **argv)
 	return argc;
 }
 
-/* ~/.pg_service.conf: $HOME, else the user's home directory. */
-static char *
-default_service_file(void)
-{
-	const char *env = getenv("PGSERVICEFILE");
-	const char *home = getenv("HOME");
-	char	   *path;
-
-	if (env && env[0])
-		return strdup(env);
-	if (home == NULL || home[0] == '\0')
-	{
-		struct passwd *pw = getpwuid(geteuid());
-
-		home = pw ? pw->pw_dir : NULL;
-	}
-	if (home == NULL)
-		return NULL;
-	path = malloc(strlen(home) + sizeof("/.pg_service.conf"));
-	if (path)
-		sprintf(path, "%s/.pg_service.conf", home);
-	return path;
-}
-
 /* Host of the API URL for messages ("api.heroku.com"), best effort. */
 static void
 api_host_of(const char *url, char *dst, size_t dstlen)
@@ -345,7 +320,7 @@ write_service(const char *file, const char *name, const hr_result *r)
 {
 	hr_service_error serr;
 	hr_service_status st;
-	char	   *path = file ? strdup(file) : default_service_file();
+	char	   *path = file ? strdup(file) : hr_service_default_file();
 
 	if (path == NULL)
 	{
@@ -380,38 +355,6 @@ write_service(const char *file, const char *name, const hr_result *r)
 	return EX_CANTCREAT;
 }
 
-/*
- * Is there a file called name in a directory of PATH?  execvp() says EACCES
- * when a directory of PATH cannot be searched even if the command is in
- * none of them; a shell says "not found" then, and so do we.
- */
-static int
-on_path(const char *name)
-{
-	const char *path = getenv("PATH");
-	const char *p;
-
-	if (path == NULL)
-		path = "/bin:/usr/bin";
-	for (p = path;; p++)
-	{
-		const char *end = strchr(p, ':');
-		size_t		n = end ? (size_t) (end - p) : strlen(p);
-		char		full[4096];
-		struct stat sb;
-
-		if (n == 0)				/* an empty entry is the current directory */
-			snprintf(full, sizeof(full), "./%s", name);
-		else
-			snprintf(full, sizeof(full), "%.*s/%s", (int) n, p, name);
-		if (stat(full, &sb) == 0 && !S_ISDIR(sb.st_mode))
-			return 1;
-		if (end == NULL)
-			return 0;
-		p = end;
-	}
-}
-
 static int
 run_command(char **cmd, const char *url)
 {
@@ -422,12 +365,7 @@ run_command(char **cmd, const char *url)
 		fail_line(OOM_HINT, "could not set DATABASE_URL: %s", strerror(errno));
 		return EX_SOFTWARE;
 	}
-	fflush(stdout);
-	fflush(stderr);
-	execvp(cmd[0], cmd);
-	e = errno;
-	if (e == EACCES && strchr(cmd[0], '/') == NULL && !on_path(cmd[0]))
-		e = ENOENT;
+	e = hr_exec(cmd);
 	fail_line(e == ENOENT ? "Check the command's name and PATH." : "Check the command's permissions.",
 			  "could not run \"%s\": %s", cmd[0], strerror(e));
 	return e == ENOENT ? EXIT_COMMAND_NOT_FOUND : EXIT_CANNOT_EXECUTE;

@@ -88,4 +88,7 @@ extern hr_service_status hr_service_file_update(const char *path,
 												const char *const *values,
 												hr_service_error *err);
 
+/* ~/.pg_service.conf: $HOME, else the user's home directory; malloc'd. */
+extern char *hr_service_default_file(void);
+
 #endif							/* HR_SERVICE_H */

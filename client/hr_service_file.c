@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -361,4 +362,28 @@ done:
 	free(dir);
 	free(target);
 	return st;
+}
+
+/* ~/.pg_service.conf: $HOME, else the user's home directory. */
+char *
+hr_service_default_file(void)
+{
+	const char *env = getenv("PGSERVICEFILE");
+	const char *home = getenv("HOME");
+	char	   *path;
+
+	if (env && env[0])
+		return strdup(env);
+	if (home == NULL || home[0] == '\0')
+	{
+		struct passwd *pw = getpwuid(geteuid());
+
+		home = pw ? pw->pw_dir : NULL;
+	}
+	if (home == NULL)
+		return NULL;
+	path = malloc(strlen(home) + sizeof("/.pg_service.conf"));
+	if (path)
+		sprintf(path, "%s/.pg_service.conf", home);
+	return path;
 }

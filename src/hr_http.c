@@ -27,16 +27,13 @@ struct hr_http
 	CURL	   *easy;
 };
 
-/* What one request collects. */
+/* One request in progress: where its answer goes, and why it stopped. */
 typedef struct hr_req
 {
 	const hr_settings *s;
-	hr_buf		body;
+	hr_response *resp;
 	int			too_large;
 	int			canceled;
-	char		etag[256];
-	long		ratelimit_remaining;
-	long		retry_after;
 } hr_req;
 
 static int	global_done = 0;
@@ -88,83 +85,19 @@ hr_http_free(hr_http *h)
 	free(h);
 }
 
-char *
-hr_url_host(const char *url)
-{
-	CURLU	   *u = curl_url();
-	char	   *host = NULL;
-	char	   *copy = NULL;
-
-	if (u == NULL)
-		return NULL;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
-	{
-		size_t		n = strlen(host);
-
-		/* "[::1]" -> "::1", as a netrc machine name would be written */
-		if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
-			copy = hr_strndup(host + 1, n - 2);
-		else
-			copy = hr_strdup(host);
-	}
-	curl_free(host);
-	curl_url_cleanup(u);
-	return copy;
-}
-
-/*
- * The API URL must be https, or http to a loopback host (a local mock):
- * a token must never cross a network in clear text.
- */
-static hr_code
-check_api_url(const char *api_url, hr_error *err)
-{
-	CURLU	   *u = curl_url();
-	char	   *scheme = NULL;
-	char	   *host = NULL;
-	char		shown[200];
-	hr_code		rc = HR_OK;
-
-	if (u == NULL)
-		return hr_error_oom(err);
-	hr_printable(shown, sizeof(shown), api_url, 150);
-	if (curl_url_set(u, CURLUPART_URL, api_url, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-	{
-		rc = hr_error_set(err, HR_EINVAL, "invalid Heroku API URL \"%s\"", shown);
-	}
-	else if (strcasecmp(scheme, "https") != 0 && strcasecmp(scheme, "http") != 0)
-	{
-		rc = hr_error_set(err, HR_EINVAL,
-						  "Heroku API URL \"%s\" must use https", shown);
-	}
-	else if (strcasecmp(scheme, "http") == 0 && !hr_host_is_loopback(host))
-	{
-		rc = hr_error_set(err, HR_EINVAL,
-						  "Heroku API URL \"%s\" must use https", shown);
-		hr_error_detail(err, "Plain http is allowed only to a loopback host, such as a local mock.");
-	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_url_cleanup(u);
-	return rc;
-}
-
 static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	hr_req	   *r = arg;
 	size_t		n = size * nmemb;
 
-	if (r->body.len + n > (size_t) HR_MAX_BODY_BYTES)
+	if (r->resp->body.len + n > (size_t) HR_MAX_BODY_BYTES)
 	{
 		r->too_large = 1;
 		return 0;				/* makes curl fail with CURLE_WRITE_ERROR */
 	}
-	hr_buf_append(&r->body, data, n);
-	return r->body.oom ? 0 : n;
+	hr_buf_append(&r->resp->body, data, n);
+	return r->resp->body.oom ? 0 : n;
 }
 
 /* Does header line h (length n) start with name followed by ':'? */
@@ -213,22 +146,22 @@ header_cb(char *data, size_t size, size_t nmemb, void *arg)
 	/* a new status line starts a new response (after a 1xx) */
 	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
 	{
-		r->etag[0] = '\0';
-		r->ratelimit_remaining = -1;
-		r->retry_after = -1;
+		r->resp->etag[0] = '\0';
+		r->resp->ratelimit_remaining = -1;
+		r->resp->retry_after = -1;
 	}
 	else if ((v = header_value(data, n, "ETag", &vlen)) != NULL)
 	{
-		if (vlen < sizeof(r->etag))
+		if (vlen < sizeof(r->resp->etag))
 		{
-			memcpy(r->etag, v, vlen);
-			r->etag[vlen] = '\0';
+			memcpy(r->resp->etag, v, vlen);
+			r->resp->etag[vlen] = '\0';
 		}
 	}
 	else if ((v = header_value(data, n, "RateLimit-Remaining", &vlen)) != NULL)
-		r->ratelimit_remaining = parse_long(v, vlen);
+		r->resp->ratelimit_remaining = parse_long(v, vlen);
 	else if ((v = header_value(data, n, "Retry-After", &vlen)) != NULL)
-		r->retry_after = parse_long(v, vlen);
+		r->resp->retry_after = parse_long(v, vlen);
 	return n;
 }
 
@@ -359,14 +292,17 @@ perform(hr_http *h, hr_req *r)
 }
 
 /*
- * GET url with the token; fills r and *status.  Errors name app in their
- * message.
+ * GET url with the token (and If-None-Match: etag when given); fills *resp,
+ * which the caller frees with hr_response_free whatever the result.  Only
+ * transport failures are errors here (they name app); any HTTP status is
+ * HR_OK and left to the caller.
  */
-static hr_code
-api_get(hr_http *h, const hr_settings *s, const char *url, const char *token,
-		const char *etag, const char *app, hr_req *r, long *status,
-		hr_error *err)
+hr_code
+hr_http_get(hr_http *h, const hr_settings *s, const char *url, const char *token,
+			const char *etag, const char *app, hr_response *resp, hr_error *err)
 {
+	hr_req		req = {s, resp, 0, 0};
+	hr_req	   *r = &req;
 	struct curl_slist *headers;
 	char		errbuf[CURL_ERROR_SIZE];
 	char		ua[128];
@@ -374,7 +310,10 @@ api_get(hr_http *h, const hr_settings *s, const char *url, const char *token,
 	CURLcode	rc;
 	CURL	   *e = h->easy;
 
-	*status = 0;
+	memset(resp, 0, sizeof(*resp));
+	hr_buf_init(&resp->body);
+	resp->ratelimit_remaining = -1;
+	resp->retry_after = -1;
 	headers = make_headers(token, etag);
 	if (headers == NULL)
 		return hr_error_oom(err);
@@ -416,7 +355,7 @@ api_get(hr_http *h, const hr_settings *s, const char *url, const char *token,
 		curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file);
 
 	rc = perform(h, r);
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);
 	/* the handle must not keep pointers to our stack or the header list */
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
@@ -424,9 +363,9 @@ api_get(hr_http *h, const hr_settings *s, const char *url, const char *token,
 
 	if (r->canceled)
 		return hr_error_set(err, HR_ECANCELED, "request to the Heroku API canceled");
-	if (rc == CURLE_OK && !r->body.oom)
+	if (rc == CURLE_OK && !r->resp->body.oom)
 		return HR_OK;
-	if (r->body.oom)
+	if (r->resp->body.oom)
 		return hr_error_oom(err);
 	if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
 	{
@@ -455,259 +394,9 @@ api_get(hr_http *h, const hr_settings *s, const char *url, const char *token,
 	return HR_EUNAVAILABLE;
 }
 
-/* Turn a non-2xx answer into an error naming app and config var. */
-static hr_code
-status_error(long status, const hr_req *r, const char *app,
-			 const char *config_var, hr_error *err)
-{
-	char		api[400];
-	hr_code		code;
-
-	hr_api_error_text(r->body.data, r->body.len, api, sizeof(api));
-	switch (status)
-	{
-		case 401:
-			code = hr_error_set(err, HR_EAUTH,
-								"the Heroku API rejected the token while reading config var \"%s\" of app \"%s\"",
-								config_var, app);
-			break;
-		case 402:
-		case 403:
-			code = hr_error_set(err, HR_EFORBIDDEN,
-								"permission denied to read config var \"%s\" of Heroku app \"%s\"",
-								config_var, app);
-			break;
-		case 404:
-			code = hr_error_set(err, HR_ENOTFOUND,
-								"Heroku app \"%s\" not found", app);
-			break;
-		case 429:
-			code = hr_error_set(err, HR_ERATELIMIT,
-								"Heroku API rate limit reached while reading config var \"%s\" of app \"%s\"",
-								config_var, app);
-			break;
-		default:
-			if (status >= 500)
-				code = hr_error_set(err, HR_EUNAVAILABLE,
-									"the Heroku API failed while reading config var \"%s\" of app \"%s\"",
-									config_var, app);
-			else
-				code = hr_error_set(err, HR_EPROTOCOL,
-									"unexpected answer from the Heroku API for app \"%s\"",
-									app);
-			break;
-	}
-	if (err)
-	{
-		err->http_status = status;
-		err->retry_after = r->retry_after;
-	}
-	if (api[0])
-		hr_error_detail(err, "HTTP %ld, %s", status, api);
-	else if (status >= 300 && status < 400)
-		hr_error_detail(err, "HTTP %ld: redirects are not followed.", status);
-	else
-		hr_error_detail(err, "HTTP %ld", status);
-	if (status == 401)
-		hr_error_hint(err, "Check the token: \"heroku authorizations:create\" makes one that does not expire.");
-	else if (status == 403)
-		hr_error_hint(err, "Reading config vars needs a token with the read-protected scope and access to the app.");
-	else if (status == 429)
-		hr_error_hint(err, "Heroku allows about 4500 requests an hour per account; retry after %ld s.",
-					  r->retry_after > 0 ? r->retry_after : 60);
-	return code;
-}
-
-hr_code
-hr_fetch_config_var(hr_http *h, const hr_settings *s, const char *app,
-					const char *config_var, const char *etag, hr_fetch *out,
-					hr_error *err)
-{
-	const char *api_url = (s->api_url && s->api_url[0]) ? s->api_url : HR_DEFAULT_API_URL;
-	char		shown[120];
-	char	   *token = NULL;
-	hr_req		r;
-	hr_buf		url;
-	long		status;
-	hr_code		rc;
-	size_t		n;
-
-	memset(out, 0, sizeof(*out));
-	out->ratelimit_remaining = -1;
-	if (err)
-	{
-		err->http_status = 0;
-		err->sys_errno = 0;
-		err->retry_after = -1;
-	}
-	if (!hr_valid_app(app))
-	{
-		hr_printable(shown, sizeof(shown), app ? app : "", 60);
-		hr_error_set(err, HR_EINVAL, "invalid Heroku app name \"%s\"", shown);
-		hr_error_detail(err, "An app name is 3 to 30 characters of a-z, 0-9 and \"-\", starting with a letter; an app id is a UUID.");
-		return HR_EINVAL;
-	}
-	if (!hr_valid_config_var(config_var))
-	{
-		hr_printable(shown, sizeof(shown), config_var ? config_var : "", 60);
-		hr_error_set(err, HR_EINVAL, "invalid config var name \"%s\"", shown);
-		hr_error_detail(err, "A config var name is 1 to 255 characters of A-Z, a-z, 0-9 and \"_\".");
-		return HR_EINVAL;
-	}
-	rc = check_api_url(api_url, err);
-	if (rc != HR_OK)
-		return rc;
-	rc = hr_global_init(err);
-	if (rc != HR_OK)
-		return rc;
-	rc = hr_find_token(s, &token, NULL, err);
-	if (rc != HR_OK)
-	{
-		if (rc == HR_ENOTOKEN && err &&
-			strncmp(err->message, "no Heroku API token", 19) == 0)
-		{
-			char		msg[sizeof(err->message)];
-
-			snprintf(msg, sizeof(msg), "%s to read config var \"%s\" of app \"%s\"",
-					 err->message, config_var, app);
-			memcpy(err->message, msg, sizeof(msg));
-		}
-		return rc;
-	}
-
-	hr_buf_init(&url);
-	n = strlen(api_url);
-	while (n > 0 && api_url[n - 1] == '/')
-		n--;
-	hr_buf_append(&url, api_url, n);
-	hr_buf_puts(&url, "/apps/");
-	hr_buf_puts(&url, app);
-	hr_buf_puts(&url, "/config-vars");
-	if (url.oom)
-	{
-		hr_free_secret(token);
-		return hr_error_oom(err);
-	}
-
-	memset(&r, 0, sizeof(r));
-	r.s = s;
-	hr_buf_init(&r.body);
-	r.ratelimit_remaining = -1;
-	r.retry_after = -1;
-	rc = api_get(h, s, url.data, token, etag, app, &r, &status, err);
-	hr_free_secret(token);
-	hr_buf_free_secret(&url);
-	out->ratelimit_remaining = r.ratelimit_remaining;
-	if (rc != HR_OK)
-	{
-		if (err)
-			err->retry_after = r.retry_after;
-		hr_buf_free_secret(&r.body);
-		return rc;
-	}
-	out->http_status = status;
-	if (r.etag[0])
-		out->etag = hr_strdup(r.etag);
-	if (status == 304 && etag && etag[0])
-	{
-		hr_buf_free_secret(&r.body);
-		out->config_var = hr_strdup(config_var);
-		return HR_OK;
-	}
-	if (status != 200)
-	{
-		rc = status_error(status, &r, app, config_var, err);
-		hr_buf_free_secret(&r.body);
-		hr_fetch_free(out);
-		out->ratelimit_remaining = r.ratelimit_remaining;
-		return rc;
-	}
-	rc = hr_config_vars_pick(r.body.data ? r.body.data : "", r.body.len, app,
-							 config_var, &out->value, &out->config_var, err);
-	hr_buf_free_secret(&r.body);
-	if (rc != HR_OK)
-	{
-		long		rl = out->ratelimit_remaining;
-
-		hr_fetch_free(out);
-		out->ratelimit_remaining = rl;
-	}
-	return rc;
-}
-
+/* Wipe and free what hr_http_get collected. */
 void
-hr_fetch_free(hr_fetch *f)
+hr_response_free(hr_response *resp)
 {
-	if (f == NULL)
-		return;
-	hr_free_secret(f->value);
-	free(f->config_var);
-	free(f->etag);
-	f->value = NULL;
-	f->config_var = NULL;
-	f->etag = NULL;
-}
-
-hr_code
-hr_result_from_url(const char *url, hr_sslmode min_sslmode, const char *app,
-				   const char *config_var, hr_result *out, hr_error *err)
-{
-	hr_code		rc;
-
-	memset(out, 0, sizeof(*out));
-	out->ratelimit_remaining = -1;
-	rc = hr_url_parse(url, min_sslmode, app, config_var, &out->params, err);
-	if (rc != HR_OK)
-		return rc;
-	out->conninfo = hr_conninfo_to_string(&out->params);
-	out->url = hr_conninfo_to_url(&out->params);
-	out->config_var = hr_strdup(config_var);
-	if (out->conninfo == NULL || out->url == NULL || out->config_var == NULL)
-	{
-		hr_result_free(out);
-		return hr_error_oom(err);
-	}
-	return HR_OK;
-}
-
-hr_code
-hr_resolve(hr_http *h, const hr_settings *s, const char *app,
-		   const char *config_var, hr_result *out, hr_error *err)
-{
-	hr_fetch	f;
-	hr_code		rc;
-
-	memset(out, 0, sizeof(*out));
-	out->ratelimit_remaining = -1;
-	rc = hr_fetch_config_var(h, s, app, config_var, NULL, &f, err);
-	if (rc != HR_OK)
-	{
-		out->ratelimit_remaining = f.ratelimit_remaining;
-		return rc;
-	}
-	rc = hr_result_from_url(f.value, s->min_sslmode, app, f.config_var, out, err);
-	if (rc == HR_OK)
-	{
-		out->etag = f.etag;
-		f.etag = NULL;
-		out->ratelimit_remaining = f.ratelimit_remaining;
-	}
-	hr_fetch_free(&f);
-	return rc;
-}
-
-void
-hr_result_free(hr_result *r)
-{
-	if (r == NULL)
-		return;
-	hr_conninfo_free(&r->params);
-	hr_free_secret(r->conninfo);
-	hr_free_secret(r->url);
-	free(r->config_var);
-	free(r->etag);
-	r->conninfo = NULL;
-	r->url = NULL;
-	r->config_var = NULL;
-	r->etag = NULL;
+	hr_buf_free_secret(&resp->body);
 }

@@ -57,13 +57,52 @@ extern hr_code hr_read_first_line(const char *path, const char *what,
 extern hr_code hr_read_file(const char *path, const char *what, size_t max,
 							char **text, size_t *len, hr_error *err);
 
-/* Host part of an http(s) URL ("api.heroku.com"); malloc'd or NULL. */
-extern char *hr_url_host(const char *url);
+/* hr_util.c: the names as they enter the resolver; HR_EINVAL or HR_OK. */
+extern hr_code hr_check_names(const char *app, const char *config_var,
+							  hr_error *err);
 
-/* "id: message" of a Heroku error body, or "" (hr_json.c). */
-extern void hr_api_error_text(const char *body, size_t len, char *dst, size_t dstlen);
-
+/* hr_url.c: the Heroku API URL and hosts */
 /* True if host is localhost, 127.0.0.0/8 or ::1. */
 extern int	hr_host_is_loopback(const char *host);
+/* Host part of an http(s) URL ("api.heroku.com"); malloc'd or NULL. */
+extern char *hr_url_host(const char *url);
+/* https, or http to a loopback host; else HR_EINVAL. */
+extern hr_code hr_api_url_check(const char *api_url, hr_error *err);
+
+/* hr_conninfo.c: append a copy of kw=val; 0 when out of memory. */
+extern int	hr_conninfo_add(hr_conninfo *ci, const char *kw, const char *val);
+
+/* hr_json.c: "id: message" of a Heroku error body, or "". */
+extern void hr_api_error_text(const char *body, size_t len, char *dst, size_t dstlen);
+
+/* hr_http.c: what one API request brought back. */
+typedef struct hr_response
+{
+	long		status;			/* HTTP status, 0 when none was had */
+	hr_buf		body;			/* may hold secrets: hr_response_free wipes */
+	char		etag[256];
+	long		ratelimit_remaining;	/* -1 if absent */
+	long		retry_after;	/* seconds, -1 if absent */
+} hr_response;
+
+extern hr_code hr_http_get(hr_http *h, const hr_settings *s, const char *url,
+						   const char *token, const char *etag, const char *app,
+						   hr_response *resp, hr_error *err);
+extern void hr_response_free(hr_response *resp);
+
+/*
+ * hr_resolve.c: the steps of hr_fetch_config_var, for callers that have
+ * checked the names where they entered.
+ */
+extern hr_code hr_prepare_request(const hr_settings *s, const char *app,
+								  const char *config_var, char **token,
+								  hr_error *err);
+extern hr_code hr_fetch_with_token(hr_http *h, const hr_settings *s,
+								   const char *token, const char *app,
+								   const char *config_var, const char *etag,
+								   hr_fetch *out, hr_error *err);
+extern hr_code hr_fetch_checked(hr_http *h, const hr_settings *s, const char *app,
+								const char *config_var, const char *etag,
+								hr_fetch *out, hr_error *err);
 
 #endif							/* HR_INTERNAL_H */

@@ -10,6 +10,9 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
 
 #include "libpq-fe.h"
 
@@ -101,60 +104,6 @@ hr_mask_url(const char *url)
 	if (b.oom)
 		return NULL;
 	return b.data;
-}
-
-void
-hr_conninfo_free(hr_conninfo *ci)
-{
-	int			i;
-
-	if (ci == NULL)
-		return;
-	for (i = 0; i < ci->n; i++)
-	{
-		free(ci->keywords[i]);
-		hr_free_secret(ci->values[i]);
-	}
-	free(ci->keywords);
-	free(ci->values);
-	ci->keywords = NULL;
-	ci->values = NULL;
-	ci->n = 0;
-}
-
-const char *
-hr_conninfo_get(const hr_conninfo *ci, const char *keyword)
-{
-	int			i;
-
-	for (i = 0; i < ci->n; i++)
-		if (strcmp(ci->keywords[i], keyword) == 0)
-			return ci->values[i];
-	return NULL;
-}
-
-static int
-conninfo_add(hr_conninfo *ci, const char *kw, const char *val)
-{
-	char	  **k = realloc(ci->keywords, sizeof(char *) * (ci->n + 1));
-
-	if (k == NULL)
-		return 0;
-	ci->keywords = k;
-	k = realloc(ci->values, sizeof(char *) * (ci->n + 1));
-	if (k == NULL)
-		return 0;
-	ci->values = k;
-	ci->keywords[ci->n] = hr_strdup(kw);
-	ci->values[ci->n] = hr_strdup(val);
-	if (ci->keywords[ci->n] == NULL || ci->values[ci->n] == NULL)
-	{
-		free(ci->keywords[ci->n]);
-		hr_free_secret(ci->values[ci->n]);
-		return 0;
-	}
-	ci->n++;
-	return 1;
 }
 
 /* Each port of a comma-separated list must be 1..65535 (or empty). */
@@ -326,7 +275,7 @@ hr_url_parse(const char *url, hr_sslmode min_sslmode, const char *app,
 	for (i = 0; i < sizeof(leading_keywords) / sizeof(leading_keywords[0]); i++)
 		for (o = opts; o->keyword; o++)
 			if (o->val && strcmp(o->keyword, leading_keywords[i]) == 0 &&
-				!conninfo_add(out, o->keyword, o->val))
+				!hr_conninfo_add(out, o->keyword, o->val))
 				goto oom;
 	for (o = opts; o->keyword; o++)
 	{
@@ -337,10 +286,10 @@ hr_url_parse(const char *url, hr_sslmode min_sslmode, const char *app,
 		for (i = 0; i < sizeof(leading_keywords) / sizeof(leading_keywords[0]); i++)
 			if (strcmp(o->keyword, leading_keywords[i]) == 0)
 				leading = 1;
-		if (!leading && !conninfo_add(out, o->keyword, o->val))
+		if (!leading && !hr_conninfo_add(out, o->keyword, o->val))
 			goto oom;
 	}
-	if (!conninfo_add(out, "sslmode", sslmode))
+	if (!hr_conninfo_add(out, "sslmode", sslmode))
 		goto oom;
 	/* PQconninfoParse copies hold the password too */
 	for (o = opts; o->keyword; o++)
@@ -358,194 +307,96 @@ oom:
 	return hr_error_oom(err);
 }
 
-char *
-hr_conninfo_to_string(const hr_conninfo *ci)
+/* ---------- the Heroku API URL ---------- */
+
+/* True if host is localhost, 127.0.0.0/8 or ::1. */
+int
+hr_host_is_loopback(const char *host)
 {
-	hr_buf		b;
-	int			i;
-
-	hr_buf_init(&b);
-	hr_buf_append(&b, "", 0);
-	for (i = 0; i < ci->n; i++)
+	if (host == NULL)
+		return 0;
+	if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
+		strcmp(host, "[::1]") == 0)
+		return 1;
+	/* 127.0.0.0/8 written as a dotted quad */
+	if (strncmp(host, "127.", 4) == 0)
 	{
-		const char *v;
+		const char *p = host + 4;
+		int			dots = 0;
 
-		if (i > 0)
-			hr_buf_putc(&b, ' ');
-		hr_buf_puts(&b, ci->keywords[i]);
-		hr_buf_puts(&b, "='");
-		/* libpq conninfo quoting: backslash escapes ' and \ */
-		for (v = ci->values[i]; *v; v++)
+		for (; *p; p++)
 		{
-			if (*v == '\'' || *v == '\\')
-				hr_buf_putc(&b, '\\');
-			hr_buf_putc(&b, *v);
+			if (*p == '.')
+				dots++;
+			else if (!isdigit((unsigned char) *p))
+				return 0;
 		}
-		hr_buf_putc(&b, '\'');
+		return dots == 2;
 	}
-	if (b.oom)
-		return NULL;
-	return b.data;
+	return 0;
 }
 
-/* Percent-encode everything but RFC 3986 unreserved characters. */
-static void
-put_encoded(hr_buf *b, const char *s)
+/* Host part of an http(s) URL ("api.heroku.com"); malloc'd or NULL. */
+char *
+hr_url_host(const char *url)
 {
-	static const char hex[] = "0123456789ABCDEF";
+	CURLU	   *u = curl_url();
+	char	   *host = NULL;
+	char	   *copy = NULL;
 
-	for (; *s; s++)
+	if (u == NULL)
+		return NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host)
 	{
-		unsigned char c = (unsigned char) *s;
+		size_t		n = strlen(host);
 
-		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
-			hr_buf_putc(b, (char) c);
+		/* "[::1]" -> "::1", as a netrc machine name would be written */
+		if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+			copy = hr_strndup(host + 1, n - 2);
 		else
-		{
-			char		e[3] = {'%', hex[c >> 4], hex[c & 15]};
-
-			hr_buf_append(b, e, 3);
-		}
+			copy = hr_strdup(host);
 	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	return copy;
 }
 
-/* One host of a (possibly comma-separated) host list, with its port. */
-static void
-put_host(hr_buf *b, const char *host, size_t hlen, const char *port, size_t plen)
+/*
+ * The API URL must be https, or http to a loopback host (a local mock):
+ * a token must never cross a network in clear text.
+ */
+hr_code
+hr_api_url_check(const char *api_url, hr_error *err)
 {
-	char	   *h = hr_strndup(host, hlen);
+	CURLU	   *u = curl_url();
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char		shown[200];
+	hr_code		rc = HR_OK;
 
-	if (h == NULL)
+	if (u == NULL)
+		return hr_error_oom(err);
+	hr_printable(shown, sizeof(shown), api_url, 150);
+	if (curl_url_set(u, CURLUPART_URL, api_url, 0) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+		curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
 	{
-		b->oom = 1;
-		return;
+		rc = hr_error_set(err, HR_EINVAL, "invalid Heroku API URL \"%s\"", shown);
 	}
-	if (memchr(h, ':', hlen))
+	else if (strcasecmp(scheme, "https") != 0 && strcasecmp(scheme, "http") != 0)
 	{
-		/*
-		 * IPv6 literal.  libpq percent-decodes a bracketed host too, so
-		 * anything but hex digits, ':' and '.' (a zone's '%', a stray ']')
-		 * is encoded, or the URL would not read back as the same host.
-		 */
-		const char *c;
-
-		hr_buf_putc(b, '[');
-		for (c = h; *c; c++)
-		{
-			if (isalnum((unsigned char) *c) || *c == ':' || *c == '.')
-				hr_buf_putc(b, *c);
-			else
-			{
-				char		one[2] = {*c, '\0'};
-
-				put_encoded(b, one);
-			}
-		}
-		hr_buf_putc(b, ']');
+		rc = hr_error_set(err, HR_EINVAL,
+						  "Heroku API URL \"%s\" must use https", shown);
 	}
-	else
-		put_encoded(b, h);
-	free(h);
-	if (plen > 0)
+	else if (strcasecmp(scheme, "http") == 0 && !hr_host_is_loopback(host))
 	{
-		hr_buf_putc(b, ':');
-		hr_buf_append(b, port, plen);
+		rc = hr_error_set(err, HR_EINVAL,
+						  "Heroku API URL \"%s\" must use https", shown);
+		hr_error_detail(err, "Plain http is allowed only to a loopback host, such as a local mock.");
 	}
-}
-
-char *
-hr_conninfo_to_url(const hr_conninfo *ci)
-{
-	const char *user = hr_conninfo_get(ci, "user");
-	const char *password = hr_conninfo_get(ci, "password");
-	const char *host = hr_conninfo_get(ci, "host");
-	const char *port = hr_conninfo_get(ci, "port");
-	const char *dbname = hr_conninfo_get(ci, "dbname");
-	hr_buf		b;
-	int			i;
-	int			nparams = 0;
-	int			nhosts = 0;
-	int			nports = 0;
-	int			hosts_inline;
-	int			ports_inline;
-	const char *c;
-
-	/*
-	 * libpq skips an empty user, password, dbname, host or port in the
-	 * URI's authority and path, so an empty one goes in a parameter.
-	 * libpq reads "h1,h2" in the authority as two hosts with the port list
-	 * ",": several hosts without a port go in a host= parameter too.
-	 * Ports go next to their hosts only when there is one per host; a single
-	 * port for several hosts (libpq applies it to all), or a list of another
-	 * length, is kept exactly as a port= parameter.
-	 */
-	if (user && user[0] == '\0')
-		user = NULL;
-	if (password && password[0] == '\0')
-		password = NULL;
-	if (dbname && dbname[0] == '\0')
-		dbname = NULL;
-	if (host)
-		for (nhosts = 1, c = host; *c; c++)
-			nhosts += (*c == ',');
-	if (port)
-		for (nports = 1, c = port; *c; c++)
-			nports += (*c == ',');
-	hosts_inline = host && host[0] && (port || nhosts == 1);
-	ports_inline = hosts_inline && port && port[0] && nports == nhosts;
-
-	hr_buf_init(&b);
-	hr_buf_puts(&b, "postgres://");
-	if (user || password)
-	{
-		if (user)
-			put_encoded(&b, user);
-		if (password)
-		{
-			hr_buf_putc(&b, ':');
-			put_encoded(&b, password);
-		}
-		hr_buf_putc(&b, '@');
-	}
-	if (hosts_inline)
-	{
-		/* pair the i-th host with the i-th port, as libpq does */
-		const char *h = host;
-		const char *p = ports_inline ? port : NULL;
-
-		for (;;)
-		{
-			size_t		hl = strcspn(h, ",");
-			size_t		pl = p ? strcspn(p, ",") : 0;
-
-			put_host(&b, h, hl, p, pl);
-			if (h[hl] == '\0')
-				break;
-			hr_buf_putc(&b, ',');
-			h += hl + 1;
-			if (p)
-				p = p[pl] ? p + pl + 1 : NULL;
-		}
-	}
-	hr_buf_putc(&b, '/');
-	if (dbname)
-		put_encoded(&b, dbname);
-	for (i = 0; i < ci->n; i++)
-	{
-		const char *k = ci->keywords[i];
-
-		if ((strcmp(k, "user") == 0 && user) ||
-			(strcmp(k, "password") == 0 && password) ||
-			(strcmp(k, "dbname") == 0 && dbname) ||
-			(strcmp(k, "host") == 0 && hosts_inline) ||
-			(strcmp(k, "port") == 0 && ports_inline))
-			continue;
-		hr_buf_putc(&b, nparams++ ? '&' : '?');
-		put_encoded(&b, k);
-		hr_buf_putc(&b, '=');
-		put_encoded(&b, ci->values[i]);
-	}
-	if (b.oom)
-		return NULL;
-	return b.data;
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
 }

@@ -320,6 +320,32 @@ hr_valid_config_var(const char *name)
 	return 1;
 }
 
+/*
+ * Check an app and a config var name as they enter the resolver, with the
+ * message a user sees; HR_EINVAL or HR_OK.
+ */
+hr_code
+hr_check_names(const char *app, const char *config_var, hr_error *err)
+{
+	char		shown[120];
+
+	if (!hr_valid_app(app))
+	{
+		hr_printable(shown, sizeof(shown), app ? app : "", 60);
+		hr_error_set(err, HR_EINVAL, "invalid Heroku app name \"%s\"", shown);
+		hr_error_detail(err, "An app name is 3 to 30 characters of a-z, 0-9 and \"-\", starting with a letter; an app id is a UUID.");
+		return HR_EINVAL;
+	}
+	if (!hr_valid_config_var(config_var))
+	{
+		hr_printable(shown, sizeof(shown), config_var ? config_var : "", 60);
+		hr_error_set(err, HR_EINVAL, "invalid config var name \"%s\"", shown);
+		hr_error_detail(err, "A config var name is 1 to 255 characters of A-Z, a-z, 0-9 and \"_\".");
+		return HR_EINVAL;
+	}
+	return HR_OK;
+}
+
 int
 hr_sslmode_from_name(const char *name)
 {
@@ -466,28 +492,3 @@ hr_read_first_line(const char *path, const char *what, char **line,
 	return HR_OK;
 }
 
-int
-hr_host_is_loopback(const char *host)
-{
-	if (host == NULL)
-		return 0;
-	if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
-		strcmp(host, "[::1]") == 0)
-		return 1;
-	/* 127.0.0.0/8 written as a dotted quad */
-	if (strncmp(host, "127.", 4) == 0)
-	{
-		const char *p = host + 4;
-		int			dots = 0;
-
-		for (; *p; p++)
-		{
-			if (*p == '.')
-				dots++;
-			else if (!isdigit((unsigned char) *p))
-				return 0;
-		}
-		return dots == 2;
-	}
-	return 0;
-}

@@ -12,8 +12,10 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 
 #include "heroku_resolver.h"
+#include "hr_internal.h"
 
 /* A resolution copied into palloc'd memory of the caller's context. */
 typedef struct HrResolved
@@ -26,9 +28,14 @@ typedef struct HrResolved
 	char	  **values;
 } HrResolved;
 
-/* pg_resolve.c */
-extern void hr_pg_resolve_init(void);
+/* pg_backend.c: used by every server-side file; calls only the core */
+extern void hr_pg_backend_init(void);
 extern void hr_pg_settings(hr_settings *s);
+extern void hr_pg_report(int elevel, const hr_error *err) pg_attribute_noreturn();
+extern char *hr_pg_text_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+extern hr_http *hr_pg_http(void);
+
+/* pg_resolve.c */
 /*
  * Resolve app's config var.  fresh = true (the self-healing paths) asks
  * the API unless a fresh call did in the same statement, and stores what
@@ -36,11 +43,7 @@ extern void hr_pg_settings(hr_settings *s);
  */
 extern HrResolved *hr_pg_resolve(const char *app, const char *config_var,
 								 bool fresh);
-extern void hr_pg_report(int elevel, const hr_error *err) pg_attribute_noreturn();
-extern char *hr_pg_text_arg(FunctionCallInfo fcinfo, int argno, const char *name);
-extern hr_http *hr_pg_http(void);
-
-/* pg_cache.c */
+/* pg_cache.c, pg_cache_resolve.c */
 extern void hr_cache_init(void);
 extern char *hr_cache_resolve(const hr_settings *s, const char *app,
 							  const char *config_var, bool fresh,

@@ -17,9 +17,9 @@ version=$(sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" heroku_resolver.con
 incdir=$(pg_config --includedir)
 flags=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 	-D_GNU_SOURCE "-DHR_VERSION=\"$version\"" -I. -Isrc -Iclient "-I$incdir")
-core=(src/hr_util.c src/hr_token.c src/hr_url.c src/hr_json.c src/hr_http.c client/hr_client.c)
+core=(src/hr_*.c client/hr_client.c)
 clang "${flags[@]}" -o "$work/heroku-pg-resolve" client/heroku-pg-resolve.c client/hr_service.c \
-	client/hr_service_file.c "${core[@]}" -lcurl -ljson-c -lpq
+	client/hr_service_file.c client/hr_exec.c "${core[@]}" -lcurl -ljson-c -lpq
 clang "${flags[@]}" -o "$work/example" client/example.c "${core[@]}" -lcurl -ljson-c -lpq
 
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=99

@@ -1,0 +1,167 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_cache_sql.c
+ *		The SQL functions that clear and show the resolution cache:
+ *		heroku_resolver_invalidate(), heroku_resolver_cache() and
+ *		heroku_resolver_status().  They never show a user or a password.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "pg_cache.h"
+
+PG_FUNCTION_INFO_V1(heroku_resolver_invalidate);
+PG_FUNCTION_INFO_V1(heroku_resolver_cache);
+PG_FUNCTION_INFO_V1(heroku_resolver_status);
+
+/* heroku_resolver_invalidate(app, config_var): drop matching entries. */
+Datum
+heroku_resolver_invalidate(PG_FUNCTION_ARGS)
+{
+	char	   *app = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *config_var = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	HrCache    *c = hr_cache_get();
+	int			n = 0;
+	int			i;
+
+	hr_cache_lock(c);
+	for (i = 0; i < c->nentries; i++)
+	{
+		HrCacheEntry *e = &c->entries[i];
+
+		if (!e->in_use || (app && strcmp(e->app, app) != 0) ||
+			(config_var && strcmp(e->config_var, config_var) != 0))
+			continue;
+		n++;
+		explicit_bzero(e->url, sizeof(e->url));
+		if (e->busy)
+		{
+			/* its flight ends without storing what it brings */
+			e->discard_flight = true;
+			e->has_value = false;
+			e->etag[0] = '\0';
+		}
+		else
+			memset(e, 0, offsetof(HrCacheEntry, url));
+	}
+	hr_cache_unlock(c);
+	PG_RETURN_INT32(n);
+}
+
+static Datum
+timestamp_or_null(TimestampTz t, bool *isnull)
+{
+	*isnull = (t == 0);
+	return TimestampTzGetDatum(t);
+}
+
+/* heroku_resolver_cache(): one row per entry, never a user or password. */
+Datum
+heroku_resolver_cache(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HrCache    *c = hr_cache_get();
+	HrCacheEntry *e = palloc(sizeof(HrCacheEntry));
+	int			ttl = hr_cache_ttl_ms;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (i = 0; i < c->nentries; i++)
+	{
+		Datum		values[11];
+		bool		nulls[11];
+		hr_conninfo ci;
+		hr_error	err;
+		const char *v;
+		bool		parsed = false;
+
+		hr_cache_lock(c);
+		memcpy(e, &c->entries[i], sizeof(HrCacheEntry));
+		hr_cache_unlock(c);
+		if (!e->in_use)
+			continue;
+
+		memset(nulls, 0, sizeof(nulls));
+		memset(&ci, 0, sizeof(ci));
+		if (e->has_value)
+			parsed = hr_url_parse(e->url, HR_SSLMODE_REQUIRE, e->app, e->config_var,
+								  &ci, &err) == HR_OK;
+		explicit_bzero(e->url, sizeof(e->url));
+
+		values[0] = CStringGetTextDatum(e->app);
+		values[1] = CStringGetTextDatum(e->config_var);
+		v = parsed ? hr_conninfo_get(&ci, "host") : NULL;
+		nulls[2] = v == NULL;
+		values[2] = v ? CStringGetTextDatum(v) : (Datum) 0;
+		v = parsed ? hr_conninfo_get(&ci, "port") : NULL;
+		nulls[3] = v == NULL;
+		values[3] = v ? CStringGetTextDatum(v) : (Datum) 0;
+		v = parsed ? hr_conninfo_get(&ci, "dbname") : NULL;
+		nulls[4] = v == NULL;
+		values[4] = v ? CStringGetTextDatum(v) : (Datum) 0;
+		if (parsed)
+			hr_conninfo_free(&ci);
+		values[5] = timestamp_or_null(e->has_value ? e->fetched_at : 0, &nulls[5]);
+		values[6] = timestamp_or_null(e->has_value ?
+									  TimestampTzPlusMilliseconds(e->validated_at, ttl) : 0,
+									  &nulls[6]);
+		values[7] = Int64GetDatum((int64) e->hits);
+		values[8] = Int64GetDatum((int64) e->api_requests);
+		nulls[9] = e->last_status == 0;
+		values[9] = Int32GetDatum(e->last_status);
+		nulls[10] = e->last_err.code == HR_OK;
+		values[10] = nulls[10] ? (Datum) 0 : CStringGetTextDatum(e->last_err.message);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	pfree(e);
+	return (Datum) 0;
+}
+
+/* heroku_resolver_status(): one row about the cache, the API and the worker. */
+Datum
+heroku_resolver_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	HrCache    *c = hr_cache_get();
+	Datum		values[12];
+	bool		nulls[12];
+	int			entries = 0;
+	TimestampTz backoff_until = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	int			i;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	memset(nulls, 0, sizeof(nulls));
+
+	hr_cache_lock(c);
+	for (i = 0; i < c->nentries; i++)
+		if (c->entries[i].in_use)
+			entries++;
+	for (i = 0; i < HR_CACHE_BACKOFF_SLOTS; i++)
+		if (c->backoff[i].until > now && c->backoff[i].until > backoff_until)
+			backoff_until = c->backoff[i].until;
+	values[0] = BoolGetDatum(c->lock != NULL);
+	values[1] = Int32GetDatum(entries);
+	values[2] = Int32GetDatum(c->nentries);
+	values[3] = Int64GetDatum((int64) c->api_requests);
+	values[4] = Int64GetDatum((int64) c->not_modified);
+	values[5] = Int64GetDatum((int64) c->rate_limited);
+	nulls[6] = c->ratelimit_remaining < 0;
+	values[6] = Int64GetDatum((int64) c->ratelimit_remaining);
+	values[7] = timestamp_or_null(c->ratelimit_at, &nulls[7]);
+	values[8] = timestamp_or_null(backoff_until, &nulls[8]);
+	values[9] = CStringGetTextDatum(c->worker_state);
+	nulls[10] = c->worker_pid == 0;
+	values[10] = Int32GetDatum(c->worker_pid);
+	values[11] = timestamp_or_null(c->worker_last_run, &nulls[11]);
+	hr_cache_unlock(c);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
