@@ -25,13 +25,10 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_user_mapping.h"
-#include "commands/defrem.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "foreign/foreign.h"
-#include "libpq-fe.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "nodes/plannodes.h"
 #include "tcop/dest.h"
 #include "tcop/utility.h"
@@ -47,21 +44,6 @@
 #include "pg_fdw.h"
 
 #define REGISTRY_TABLE "heroku_fdw_registry"
-
-/* What the caller's pg_foreign_data_wrapper row tells us about it. */
-typedef enum FdwKind
-{
-	FDW_POSTGRES,				/* validator postgres_fdw_validator */
-	FDW_DBLINK					/* validator dblink_fdw_validator */
-} FdwKind;
-
-/* Where a libpq option of a resolved URL goes. */
-typedef enum OptPlace
-{
-	OPT_SKIP,					/* neither FDW accepts it */
-	OPT_SERVER,
-	OPT_MAPPING
-} OptPlace;
 
 /* Where the registry is and who owns it. */
 typedef struct Registry
@@ -88,13 +70,6 @@ typedef struct ServerErrorContext
 	const char *server;
 	const char *app;
 } ServerErrorContext;
-
-/* Options split for a server and its mappings, as DefElem lists. */
-typedef struct SplitOptions
-{
-	List	   *server;
-	List	   *mapping;
-} SplitOptions;
 
 PG_FUNCTION_INFO_V1(heroku_fdw_create_server);
 PG_FUNCTION_INFO_V1(heroku_fdw_add_user_mapping);
@@ -222,219 +197,6 @@ check_server_owner(ForeignServer *srv)
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FOREIGN_SERVER, srv->servername);
 }
 
-/* ---------- options ---------- */
-
-/* libpq's keywords with where each goes; built once per backend. */
-typedef struct LibpqOption
-{
-	char	   *keyword;
-	bool		debug;			/* dispchar 'D': neither FDW takes it */
-	bool		secret;			/* dispchar '*' */
-} LibpqOption;
-
-static LibpqOption *libpq_options = NULL;
-static int	libpq_noptions = 0;
-
-/* Fill libpq_options from PQconndefaults(), once. */
-static void
-load_libpq_options(void)
-{
-	PQconninfoOption *defs;
-	PQconninfoOption *o;
-	LibpqOption *opts;
-	int			n = 0;
-
-	if (libpq_options)
-		return;
-	defs = PQconndefaults();
-	if (defs == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	for (o = defs; o->keyword; o++)
-		n++;
-	opts = MemoryContextAllocZero(TopMemoryContext, sizeof(LibpqOption) * Max(n, 1));
-	n = 0;
-	for (o = defs; o->keyword; o++)
-	{
-		opts[n].keyword = MemoryContextStrdup(TopMemoryContext, o->keyword);
-		opts[n].debug = strchr(o->dispchar, 'D') != NULL;
-		opts[n].secret = strchr(o->dispchar, '*') != NULL;
-		n++;
-	}
-	PQconninfoFree(defs);
-	libpq_options = opts;
-	libpq_noptions = n;
-}
-
-/* libpq's description of keyword, or NULL if libpq does not know it. */
-static LibpqOption *
-libpq_option(const char *keyword)
-{
-	int			i;
-
-	load_libpq_options();
-	for (i = 0; i < libpq_noptions; i++)
-		if (strcmp(libpq_options[i].keyword, keyword) == 0)
-			return &libpq_options[i];
-	return NULL;
-}
-
-/* True for options libpq treats as secret (the password): masked in texts. */
-static bool
-is_secret_option(const char *keyword)
-{
-	LibpqOption *o = libpq_option(keyword);
-
-	return o != NULL && o->secret;
-}
-
-/*
- * The rules of postgres_fdw's and dblink's validators: "user" and the secret
- * options belong to the user mapping, every other libpq option but the
- * debug ones and client_encoding to the server; postgres_fdw also refuses
- * fallback_application_name (it sets its own).
- */
-static OptPlace
-option_place(FdwKind kind, const char *keyword)
-{
-	LibpqOption *o = libpq_option(keyword);
-
-	if (o == NULL || o->debug || strcmp(keyword, "client_encoding") == 0)
-		return OPT_SKIP;
-	if (kind == FDW_POSTGRES && strcmp(keyword, "fallback_application_name") == 0)
-		return OPT_SKIP;
-	if (strcmp(keyword, "user") == 0 || o->secret)
-		return OPT_MAPPING;
-	return OPT_SERVER;
-}
-
-/* The resolved pairs as the server's and the user mapping's options. */
-static SplitOptions
-split_options(FdwKind kind, const HrResolved *r)
-{
-	SplitOptions s = {NIL, NIL};
-	int			i;
-
-	for (i = 0; i < r->nparams; i++)
-	{
-		DefElem    *d = makeDefElem(pstrdup(r->keywords[i]),
-									(Node *) makeString(pstrdup(r->values[i])), -1);
-
-		switch (option_place(kind, r->keywords[i]))
-		{
-			case OPT_SERVER:
-				s.server = lappend(s.server, d);
-				break;
-			case OPT_MAPPING:
-				s.mapping = lappend(s.mapping, d);
-				break;
-			case OPT_SKIP:
-				break;
-		}
-	}
-	return s;
-}
-
-/* The names of a DefElem list, for the registry. */
-static List *
-option_names(List *defs)
-{
-	List	   *names = NIL;
-	ListCell   *lc;
-
-	foreach(lc, defs)
-		names = lappend(names, ((DefElem *) lfirst(lc))->defname);
-	return names;
-}
-
-/* The option called name in defs, or NULL. */
-static DefElem *
-find_option(List *defs, const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, defs)
-	{
-		DefElem    *d = (DefElem *) lfirst(lc);
-
-		if (strcmp(d->defname, name) == 0)
-			return d;
-	}
-	return NULL;
-}
-
-/*
- * The ADD/SET/DROP actions that turn current into desired.  An option that
- * is neither desired nor one we set before (managed) is the user's: left
- * alone.  NIL when nothing differs.
- */
-static List *
-option_changes(List *current, List *desired, List *managed)
-{
-	List	   *changes = NIL;
-	ListCell   *lc;
-
-	foreach(lc, desired)
-	{
-		DefElem    *want = (DefElem *) lfirst(lc);
-		DefElem    *have = find_option(current, want->defname);
-
-		if (have == NULL)
-			changes = lappend(changes,
-							  makeDefElemExtended(NULL, want->defname, want->arg,
-												  DEFELEM_ADD, -1));
-		else if (strcmp(defGetString(have), defGetString(want)) != 0)
-			changes = lappend(changes,
-							  makeDefElemExtended(NULL, want->defname, want->arg,
-												  DEFELEM_SET, -1));
-	}
-	foreach(lc, managed)
-	{
-		char	   *name = (char *) lfirst(lc);
-
-		if (find_option(desired, name) == NULL && find_option(current, name) != NULL)
-			changes = lappend(changes,
-							  makeDefElemExtended(NULL, name, NULL, DEFELEM_DROP, -1));
-	}
-	return changes;
-}
-
-/* " OPTIONS (...)" for the query text, with secret values masked. */
-static void
-append_options_text(StringInfo buf, List *defs)
-{
-	ListCell   *lc;
-	bool		first = true;
-
-	if (defs == NIL)
-		return;
-	appendStringInfoString(buf, " OPTIONS (");
-	foreach(lc, defs)
-	{
-		DefElem    *d = (DefElem *) lfirst(lc);
-
-		if (!first)
-			appendStringInfoString(buf, ", ");
-		first = false;
-		if (d->defaction == DEFELEM_ADD)
-			appendStringInfoString(buf, "ADD ");
-		else if (d->defaction == DEFELEM_SET)
-			appendStringInfoString(buf, "SET ");
-		else if (d->defaction == DEFELEM_DROP)
-			appendStringInfoString(buf, "DROP ");
-		appendStringInfoString(buf, quote_identifier(d->defname));
-		if (d->defaction == DEFELEM_DROP)
-			continue;
-		appendStringInfoChar(buf, ' ');
-		if (is_secret_option(d->defname))
-			appendStringInfoString(buf, "'********'");
-		else
-			appendStringInfoString(buf, quote_literal_cstr(defGetString(d)));
-	}
-	appendStringInfoChar(buf, ')');
-}
-
 /* ---------- DDL ---------- */
 
 /* Run one utility statement built here; query_text has no secret. */
@@ -485,7 +247,7 @@ create_server(const char *server, const char *fdwname, List *options)
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE SERVER %s FOREIGN DATA WRAPPER %s",
 					 quote_identifier(server), quote_identifier(fdwname));
-	append_options_text(&sql, options);
+	hr_fdw_append_options_text(&sql, options);
 	run_utility((Node *) stmt, sql.data);
 }
 
@@ -500,7 +262,7 @@ alter_server(const char *server, List *changes)
 	stmt->options = changes;
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "ALTER SERVER %s", quote_identifier(server));
-	append_options_text(&sql, changes);
+	hr_fdw_append_options_text(&sql, changes);
 	run_utility((Node *) stmt, sql.data);
 }
 
@@ -517,7 +279,7 @@ create_user_mapping(Oid roleid, const char *server, List *options)
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE USER MAPPING FOR %s SERVER %s",
 					 quote_identifier(stmt->user->rolename), quote_identifier(server));
-	append_options_text(&sql, options);
+	hr_fdw_append_options_text(&sql, options);
 	run_utility((Node *) stmt, sql.data);
 }
 
@@ -534,7 +296,7 @@ alter_user_mapping(Oid roleid, const char *server, List *changes)
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "ALTER USER MAPPING FOR %s SERVER %s",
 					 quote_identifier(stmt->user->rolename), quote_identifier(server));
-	append_options_text(&sql, changes);
+	hr_fdw_append_options_text(&sql, changes);
 	run_utility((Node *) stmt, sql.data);
 }
 
@@ -888,13 +650,13 @@ static bool
 apply_resolution(ForeignServer *srv, RegEntry *e, const HrResolved *r, Oid add_role)
 {
 	ForeignDataWrapper *fdw = GetForeignDataWrapper(srv->fdwid);
-	SplitOptions want = split_options(fdw_kind(fdw), r);
+	SplitOptions want = hr_fdw_split_options(fdw_kind(fdw), r);
 	List	   *changes;
 	List	   *kept = NIL;
 	ListCell   *lc;
 	bool		changed = false;
 
-	changes = option_changes(srv->options, want.server, e->server_keys);
+	changes = hr_fdw_option_changes(srv->options, want.server, e->server_keys);
 	if (changes != NIL)
 	{
 		alter_server(srv->servername, changes);
@@ -910,7 +672,7 @@ apply_resolution(ForeignServer *srv, RegEntry *e, const HrResolved *r, Oid add_r
 			!user_mapping_options(roleid, srv->serverid, &current))
 			continue;
 		kept = lappend_oid(kept, roleid);
-		changes = option_changes(current, want.mapping, e->mapping_keys);
+		changes = hr_fdw_option_changes(current, want.mapping, e->mapping_keys);
 		if (changes != NIL)
 		{
 			alter_user_mapping(roleid, srv->servername, changes);
@@ -925,8 +687,8 @@ apply_resolution(ForeignServer *srv, RegEntry *e, const HrResolved *r, Oid add_r
 	}
 
 	e->roles = kept;
-	e->server_keys = option_names(want.server);
-	e->mapping_keys = option_names(want.mapping);
+	e->server_keys = hr_fdw_option_names(want.server);
+	e->mapping_keys = hr_fdw_option_names(want.mapping);
 	return changed;
 }
 
@@ -997,7 +759,7 @@ heroku_fdw_create_server(PG_FUNCTION_ARGS)
 	error_context_stack = &cb;
 
 	r = hr_pg_resolve(app, config_var, false);
-	opts = split_options(kind, r);
+	opts = hr_fdw_split_options(kind, r);
 	create_server(server, fdw->fdwname, opts.server);
 	create_user_mapping(roleid, server, opts.mapping);
 
@@ -1006,8 +768,8 @@ heroku_fdw_create_server(PG_FUNCTION_ARGS)
 	/* the name the API answered to: X may have been found as X_URL */
 	e.config_var = r->config_var;
 	e.roles = list_make1_oid(roleid);
-	e.server_keys = option_names(opts.server);
-	e.mapping_keys = option_names(opts.mapping);
+	e.server_keys = hr_fdw_option_names(opts.server);
+	e.mapping_keys = hr_fdw_option_names(opts.mapping);
 	registry_insert(reg, &e);
 
 	error_context_stack = cb.previous;

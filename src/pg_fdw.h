@@ -12,6 +12,8 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 #include "utils/acl.h"
 
 #include "pg_heroku.h"
@@ -35,5 +37,26 @@
 #define hr_proc_aclcheck(procid, roleid, mode) \
 	pg_proc_aclcheck((procid), (roleid), (mode))
 #endif
+
+/* What the caller's pg_foreign_data_wrapper row tells us about it. */
+typedef enum FdwKind
+{
+	FDW_POSTGRES,				/* validator postgres_fdw_validator */
+	FDW_DBLINK					/* validator dblink_fdw_validator */
+} FdwKind;
+
+/* Options split for a server and its mappings, as DefElem lists. */
+typedef struct SplitOptions
+{
+	List	   *server;
+	List	   *mapping;
+} SplitOptions;
+
+/* pg_fdw_options.c */
+extern SplitOptions hr_fdw_split_options(FdwKind kind, const HrResolved *r);
+extern List *hr_fdw_option_names(List *defs);
+/* ADD/SET/DROP from current to desired, leaving the user's own options */
+extern List *hr_fdw_option_changes(List *current, List *desired, List *managed);
+extern void hr_fdw_append_options_text(StringInfo buf, List *defs);
 
 #endif							/* PG_FDW_H */
