@@ -5,12 +5,6 @@
  *		and user mappings come from a Heroku app's config var, and a refresh
  *		that alters them only when the app's URL changed.
  *
- * The DDL is run through ProcessUtility() on parse trees built here, never
- * from SQL text: a statement carrying a password, run through SPI, would be
- * quoted in the CONTEXT of any error it raised.  The query text handed
- * along (seen by event triggers and utility hooks such as pgaudit or
- * pg_stat_statements) is the statement with its secret values masked.
- *
  * The registry table (heroku_fdw_registry) is read and written through SPI
  * as the table's owner, with search_path pinned, after the caller's rights
  * on the server have been checked: see heroku_resolver--1.0--1.1.sql.
@@ -20,18 +14,13 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/reloptions.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
-#include "catalog/pg_user_mapping.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
-#include "nodes/plannodes.h"
-#include "tcop/dest.h"
-#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -195,128 +184,6 @@ check_server_owner(ForeignServer *srv)
 {
 	if (!hr_server_ownercheck(srv->serverid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FOREIGN_SERVER, srv->servername);
-}
-
-/* ---------- DDL ---------- */
-
-/* Run one utility statement built here; query_text has no secret. */
-static void
-run_utility(Node *stmt, const char *query_text)
-{
-	PlannedStmt *pstmt = makeNode(PlannedStmt);
-	QueryCompletion qc;
-
-	pstmt->commandType = CMD_UTILITY;
-	pstmt->canSetTag = false;
-	pstmt->utilityStmt = stmt;
-	pstmt->stmt_location = -1;
-	pstmt->stmt_len = 0;
-	InitializeQueryCompletion(&qc);
-#if PG_VERSION_NUM >= 140000
-	ProcessUtility(pstmt, query_text, false, PROCESS_UTILITY_QUERY,
-				   NULL, NULL, None_Receiver, &qc);
-#else
-	ProcessUtility(pstmt, query_text, PROCESS_UTILITY_QUERY,
-				   NULL, NULL, None_Receiver, &qc);
-#endif
-	CommandCounterIncrement();
-}
-
-/* A RoleSpec naming the role, as the grammar would build it. */
-static RoleSpec *
-role_spec(Oid roleid)
-{
-	RoleSpec   *r = makeNode(RoleSpec);
-
-	r->roletype = ROLESPEC_CSTRING;
-	r->rolename = GetUserNameFromId(roleid, false);
-	r->location = -1;
-	return r;
-}
-
-/* CREATE SERVER server FOREIGN DATA WRAPPER fdwname OPTIONS (...) */
-static void
-create_server(const char *server, const char *fdwname, List *options)
-{
-	CreateForeignServerStmt *stmt = makeNode(CreateForeignServerStmt);
-	StringInfoData sql;
-
-	stmt->servername = pstrdup(server);
-	stmt->fdwname = pstrdup(fdwname);
-	stmt->options = options;
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "CREATE SERVER %s FOREIGN DATA WRAPPER %s",
-					 quote_identifier(server), quote_identifier(fdwname));
-	hr_fdw_append_options_text(&sql, options);
-	run_utility((Node *) stmt, sql.data);
-}
-
-/* ALTER SERVER server OPTIONS (ADD/SET/DROP ...) */
-static void
-alter_server(const char *server, List *changes)
-{
-	AlterForeignServerStmt *stmt = makeNode(AlterForeignServerStmt);
-	StringInfoData sql;
-
-	stmt->servername = pstrdup(server);
-	stmt->options = changes;
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER SERVER %s", quote_identifier(server));
-	hr_fdw_append_options_text(&sql, changes);
-	run_utility((Node *) stmt, sql.data);
-}
-
-/* CREATE USER MAPPING FOR role SERVER server OPTIONS (...) */
-static void
-create_user_mapping(Oid roleid, const char *server, List *options)
-{
-	CreateUserMappingStmt *stmt = makeNode(CreateUserMappingStmt);
-	StringInfoData sql;
-
-	stmt->user = role_spec(roleid);
-	stmt->servername = pstrdup(server);
-	stmt->options = options;
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "CREATE USER MAPPING FOR %s SERVER %s",
-					 quote_identifier(stmt->user->rolename), quote_identifier(server));
-	hr_fdw_append_options_text(&sql, options);
-	run_utility((Node *) stmt, sql.data);
-}
-
-/* ALTER USER MAPPING FOR role SERVER server OPTIONS (ADD/SET/DROP ...) */
-static void
-alter_user_mapping(Oid roleid, const char *server, List *changes)
-{
-	AlterUserMappingStmt *stmt = makeNode(AlterUserMappingStmt);
-	StringInfoData sql;
-
-	stmt->user = role_spec(roleid);
-	stmt->servername = pstrdup(server);
-	stmt->options = changes;
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER USER MAPPING FOR %s SERVER %s",
-					 quote_identifier(stmt->user->rolename), quote_identifier(server));
-	hr_fdw_append_options_text(&sql, changes);
-	run_utility((Node *) stmt, sql.data);
-}
-
-/* The options of role's own mapping for the server; false if it has none. */
-static bool
-user_mapping_options(Oid roleid, Oid serverid, List **options)
-{
-	HeapTuple	tup;
-	Datum		datum;
-	bool		isnull;
-
-	tup = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(roleid),
-						  ObjectIdGetDatum(serverid));
-	if (!HeapTupleIsValid(tup))
-		return false;
-	datum = SysCacheGetAttr(USERMAPPINGUSERSERVER, tup,
-							Anum_pg_user_mapping_umoptions, &isnull);
-	*options = isnull ? NIL : untransformRelOptions(datum);
-	ReleaseSysCache(tup);
-	return true;
 }
 
 /* ---------- registry ---------- */
@@ -659,7 +526,7 @@ apply_resolution(ForeignServer *srv, RegEntry *e, const HrResolved *r, Oid add_r
 	changes = hr_fdw_option_changes(srv->options, want.server, e->server_keys);
 	if (changes != NIL)
 	{
-		alter_server(srv->servername, changes);
+		hr_ddl_alter_server(srv->servername, changes);
 		changed = true;
 	}
 
@@ -669,20 +536,20 @@ apply_resolution(ForeignServer *srv, RegEntry *e, const HrResolved *r, Oid add_r
 		List	   *current;
 
 		if (GetUserNameFromId(roleid, true) == NULL ||
-			!user_mapping_options(roleid, srv->serverid, &current))
+			!hr_ddl_user_mapping_options(roleid, srv->serverid, &current))
 			continue;
 		kept = lappend_oid(kept, roleid);
 		changes = hr_fdw_option_changes(current, want.mapping, e->mapping_keys);
 		if (changes != NIL)
 		{
-			alter_user_mapping(roleid, srv->servername, changes);
+			hr_ddl_alter_user_mapping(roleid, srv->servername, changes);
 			changed = true;
 		}
 	}
 
 	if (OidIsValid(add_role))
 	{
-		create_user_mapping(add_role, srv->servername, want.mapping);
+		hr_ddl_create_user_mapping(add_role, srv->servername, want.mapping);
 		kept = list_append_unique_oid(kept, add_role);
 	}
 
@@ -760,8 +627,8 @@ heroku_fdw_create_server(PG_FUNCTION_ARGS)
 
 	r = hr_pg_resolve(app, config_var, false);
 	opts = hr_fdw_split_options(kind, r);
-	create_server(server, fdw->fdwname, opts.server);
-	create_user_mapping(roleid, server, opts.mapping);
+	hr_ddl_create_server(server, fdw->fdwname, opts.server);
+	hr_ddl_create_user_mapping(roleid, server, opts.mapping);
 
 	e.server = server;
 	e.app = app;
@@ -796,7 +663,7 @@ heroku_fdw_add_user_mapping(PG_FUNCTION_ARGS)
 	bool		changed;
 
 	check_server_owner(srv);
-	if (user_mapping_options(roleid, srv->serverid, &existing))
+	if (hr_ddl_user_mapping_options(roleid, srv->serverid, &existing))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("user mapping for \"%s\" already exists for server \"%s\"",

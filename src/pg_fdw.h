@@ -59,4 +59,15 @@ extern List *hr_fdw_option_names(List *defs);
 extern List *hr_fdw_option_changes(List *current, List *desired, List *managed);
 extern void hr_fdw_append_options_text(StringInfo buf, List *defs);
 
+/* pg_fdw_ddl.c */
+extern void hr_ddl_create_server(const char *server, const char *fdwname,
+								 List *options);
+extern void hr_ddl_alter_server(const char *server, List *changes);
+extern void hr_ddl_create_user_mapping(Oid roleid, const char *server,
+									   List *options);
+extern void hr_ddl_alter_user_mapping(Oid roleid, const char *server,
+									  List *changes);
+extern bool hr_ddl_user_mapping_options(Oid roleid, Oid serverid,
+										List **options);
+
 #endif							/* PG_FDW_H */
