@@ -13,7 +13,7 @@ MODULE_big = heroku_resolver
 # resolver core (no server headers) + server-side glue
 CORE_OBJS = src/hr_util.o src/hr_token.o src/hr_url.o src/hr_json.o src/hr_http.o
 OBJS = heroku_resolver.o src/pg_resolve.o src/pg_fdw.o src/pg_fdw_options.o src/pg_fdw_ddl.o \
-	src/pg_dblink.o $(CORE_OBJS) src/pg_cache.o src/pg_worker.o
+	src/pg_fdw_registry.o src/pg_dblink.o $(CORE_OBJS) src/pg_cache.o src/pg_worker.o
 
 DATA = $(wildcard $(EXTENSION)--*.sql)
 

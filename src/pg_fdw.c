@@ -5,52 +5,25 @@
  *		and user mappings come from a Heroku app's config var, and a refresh
  *		that alters them only when the app's URL changed.
  *
- * The registry table (heroku_fdw_registry) is read and written through SPI
- * as the table's owner, with search_path pinned, after the caller's rights
- * on the server have been checked: see heroku_resolver--1.0--1.1.sql.
+ * These are the SQL-callable functions and the refresh; they call down
+ * into pg_fdw_options.c (which option goes where, what changed),
+ * pg_fdw_ddl.c (the DDL, as parse trees) and pg_fdw_registry.c (the
+ * registry table), which never call back.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/pg_class.h"
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
-#include "utils/array.h"
-#include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/syscache.h"
 
 #include "pg_fdw.h"
-
-#define REGISTRY_TABLE "heroku_fdw_registry"
-
-/* Where the registry is and who owns it. */
-typedef struct Registry
-{
-	char	   *qualname;		/* quoted schema.table */
-	Oid			owner;
-} Registry;
-
-/* One row of the registry. */
-typedef struct RegEntry
-{
-	char	   *server;
-	char	   *app;
-	char	   *config_var;
-	List	   *roles;			/* OIDs of the roles whose mappings we made */
-	List	   *server_keys;	/* names of the server options we set */
-	List	   *mapping_keys;	/* names of the mapping options we set */
-} RegEntry;
 
 /* For the CONTEXT line of errors raised while working on a server. */
 typedef struct ServerErrorContext
@@ -107,31 +80,6 @@ server_error_callback(void *arg)
 			   c->doing, c->server, c->app);
 }
 
-/* The registry of the schema the called function lives in. */
-static Registry *
-registry_for(FunctionCallInfo fcinfo)
-{
-	Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
-	char	   *nspname = get_namespace_name(nsp);
-	Oid			relid = get_relname_relid(REGISTRY_TABLE, nsp);
-	HeapTuple	tup;
-	Registry   *reg;
-
-	if (nspname == NULL || !OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" of extension heroku_resolver is missing", REGISTRY_TABLE),
-				 errhint("Run ALTER EXTENSION heroku_resolver UPDATE.")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	reg = palloc(sizeof(Registry));
-	reg->owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	reg->qualname = quote_qualified_identifier(nspname, REGISTRY_TABLE);
-	return reg;
-}
-
 /* The FDW by name, or 42704 with a hint saying how to get it. */
 static ForeignDataWrapper *
 lookup_fdw(const char *fdwname)
@@ -184,325 +132,6 @@ check_server_owner(ForeignServer *srv)
 {
 	if (!hr_server_ownercheck(srv->serverid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FOREIGN_SERVER, srv->servername);
-}
-
-/* ---------- registry ---------- */
-
-/*
- * Registry access runs as the registry's owner with a fixed search_path;
- * an error on the way is cleaned up by the (sub)transaction abort, which
- * restores both, as for a SECURITY DEFINER function.
- */
-typedef struct RegistryAccess
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-	MemoryContext caller_cxt;
-} RegistryAccess;
-
-/* Start registry access: owner's identity, pinned search_path, SPI. */
-static void
-registry_begin(Registry *reg, RegistryAccess *ra)
-{
-	ra->caller_cxt = CurrentMemoryContext;
-	GetUserIdAndSecContext(&ra->save_userid, &ra->save_sec_context);
-	SetUserIdAndSecContext(reg->owner,
-						   ra->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	ra->save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-}
-
-/* End registry access and restore the caller's identity and settings. */
-static void
-registry_end(RegistryAccess *ra)
-{
-	SPI_finish();
-	AtEOXact_GUC(true, ra->save_nestlevel);
-	SetUserIdAndSecContext(ra->save_userid, ra->save_sec_context);
-}
-
-/* Run one registry statement; anything but the expected result is a bug. */
-static void
-registry_exec(const char *sql, int nargs, Oid *types, Datum *values,
-			  const char *nulls, bool read_only, int expect)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls,
-										   read_only, 0);
-
-	if (rc != expect)
-		elog(ERROR, "registry query failed: %s", SPI_result_code_string(rc));
-}
-
-/* A List of C strings as a text[] Datum. */
-static Datum
-text_array(List *names)
-{
-	Datum	   *elems;
-	ListCell   *lc;
-	int			n = 0;
-
-	if (names == NIL)
-		return PointerGetDatum(construct_empty_array(TEXTOID));
-	elems = palloc(sizeof(Datum) * list_length(names));
-	foreach(lc, names)
-		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
-	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
-/* An OID List as an oid[] Datum. */
-static Datum
-oid_array(List *oids)
-{
-	Datum	   *elems;
-	ListCell   *lc;
-	int			n = 0;
-
-	if (oids == NIL)
-		return PointerGetDatum(construct_empty_array(OIDOID));
-	elems = palloc(sizeof(Datum) * list_length(oids));
-	foreach(lc, oids)
-		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-}
-
-/* A text[] Datum as a List of C strings (NULL elements skipped). */
-static List *
-text_array_list(Datum d)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	int			i;
-	List	   *res = NIL;
-
-	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (!nulls[i])
-			res = lappend(res, TextDatumGetCString(elems[i]));
-	return res;
-}
-
-/* An oid[] Datum as an OID List. */
-static List *
-oid_array_list(Datum d)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	int			i;
-	List	   *res = NIL;
-
-	deconstruct_array(DatumGetArrayTypeP(d), OIDOID, sizeof(Oid), true, TYPALIGN_INT,
-					  &elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (!nulls[i])
-			res = lappend_oid(res, DatumGetObjectId(elems[i]));
-	return res;
-}
-
-/* A name parameter for SPI: a NameData, not a C string. */
-static Datum
-name_datum(const char *s)
-{
-	return DirectFunctionCall1(namein, CStringGetDatum(s));
-}
-
-/* The registry row of server, locked FOR UPDATE; NULL if none. */
-static RegEntry *
-registry_fetch(Registry *reg, const char *server)
-{
-	RegistryAccess ra;
-	RegEntry   *e = NULL;
-	char	   *sql;
-	Oid			types[1] = {NAMEOID};
-	Datum		values[1];
-
-	values[0] = name_datum(server);
-	registry_begin(reg, &ra);
-	sql = psprintf("SELECT app, config_var, roles::pg_catalog.oid[], server_options, mapping_options"
-				   " FROM %s WHERE server OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-				   reg->qualname);
-	registry_exec(sql, 1, types, values, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed > 0)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		MemoryContext spi_cxt = MemoryContextSwitchTo(ra.caller_cxt);
-
-		e = palloc0(sizeof(RegEntry));
-		e->server = pstrdup(server);
-		e->app = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		e->config_var = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		e->roles = oid_array_list(SPI_getbinval(tup, desc, 3, &isnull));
-		e->server_keys = text_array_list(SPI_getbinval(tup, desc, 4, &isnull));
-		e->mapping_keys = text_array_list(SPI_getbinval(tup, desc, 5, &isnull));
-		MemoryContextSwitchTo(spi_cxt);
-	}
-	registry_end(&ra);
-	return e;
-}
-
-/* Insert or replace (a server dropped and made again) a registry row. */
-static void
-registry_insert(Registry *reg, RegEntry *e)
-{
-	RegistryAccess ra;
-	Oid			types[6] = {NAMEOID, TEXTOID, TEXTOID, OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[6];
-	char	   *sql;
-
-	values[0] = name_datum(e->server);
-	values[1] = CStringGetTextDatum(e->app);
-	values[2] = CStringGetTextDatum(e->config_var);
-	values[3] = oid_array(e->roles);
-	values[4] = text_array(e->server_keys);
-	values[5] = text_array(e->mapping_keys);
-	registry_begin(reg, &ra);
-	sql = psprintf("INSERT INTO %s AS r (server, app, config_var, roles, server_options,"
-				   " mapping_options, registered_at, last_refreshed, last_changed)"
-				   " VALUES ($1, $2, $3, $4::pg_catalog.regrole[], $5, $6,"
-				   " pg_catalog.now(), pg_catalog.now(), pg_catalog.now())"
-				   " ON CONFLICT (server) DO UPDATE SET app = EXCLUDED.app,"
-				   " config_var = EXCLUDED.config_var, roles = EXCLUDED.roles,"
-				   " server_options = EXCLUDED.server_options,"
-				   " mapping_options = EXCLUDED.mapping_options,"
-				   " registered_at = EXCLUDED.registered_at,"
-				   " last_refreshed = EXCLUDED.last_refreshed,"
-				   " last_changed = EXCLUDED.last_changed,"
-				   " last_error = NULL, last_error_at = NULL",
-				   reg->qualname);
-	registry_exec(sql, 6, types, values, NULL, false, SPI_OK_INSERT);
-	registry_end(&ra);
-}
-
-/* Record a successful resolution and what it left in place. */
-static void
-registry_update(Registry *reg, RegEntry *e, bool changed)
-{
-	RegistryAccess ra;
-	Oid			types[5] = {NAMEOID, OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, BOOLOID};
-	Datum		values[5];
-	char	   *sql;
-
-	values[0] = name_datum(e->server);
-	values[1] = oid_array(e->roles);
-	values[2] = text_array(e->server_keys);
-	values[3] = text_array(e->mapping_keys);
-	values[4] = BoolGetDatum(changed);
-	registry_begin(reg, &ra);
-	sql = psprintf("UPDATE %s SET roles = $2::pg_catalog.regrole[], server_options = $3,"
-				   " mapping_options = $4, last_refreshed = pg_catalog.now(),"
-				   " last_changed = CASE WHEN $5 THEN pg_catalog.now() ELSE last_changed END,"
-				   " last_error = NULL, last_error_at = NULL"
-				   " WHERE server OPERATOR(pg_catalog.=) $1",
-				   reg->qualname);
-	registry_exec(sql, 5, types, values, NULL, false, SPI_OK_UPDATE);
-	registry_end(&ra);
-}
-
-/* Record the message of a failed refresh (heroku_fdw_refresh_all). */
-static void
-registry_set_error(Registry *reg, const char *server, const char *message)
-{
-	RegistryAccess ra;
-	Oid			types[2] = {NAMEOID, TEXTOID};
-	Datum		values[2];
-	char	   *sql;
-
-	values[0] = name_datum(server);
-	values[1] = CStringGetTextDatum(message);
-	registry_begin(reg, &ra);
-	sql = psprintf("UPDATE %s SET last_error = $2, last_error_at = pg_catalog.now()"
-				   " WHERE server OPERATOR(pg_catalog.=) $1",
-				   reg->qualname);
-	registry_exec(sql, 2, types, values, NULL, false, SPI_OK_UPDATE);
-	registry_end(&ra);
-}
-
-/* Delete server's row; false if there was none. */
-static bool
-registry_delete(Registry *reg, const char *server)
-{
-	RegistryAccess ra;
-	Oid			types[1] = {NAMEOID};
-	Datum		values[1];
-	char	   *sql;
-	bool		found;
-
-	values[0] = name_datum(server);
-	registry_begin(reg, &ra);
-	sql = psprintf("DELETE FROM %s WHERE server OPERATOR(pg_catalog.=) $1",
-				   reg->qualname);
-	registry_exec(sql, 1, types, values, NULL, false, SPI_OK_DELETE);
-	found = SPI_processed > 0;
-	registry_end(&ra);
-	return found;
-}
-
-/* Every registered server with its app, by server name. */
-static void
-registry_list(Registry *reg, List **servers, List **apps)
-{
-	RegistryAccess ra;
-	char	   *sql;
-	uint64		i;
-
-	*servers = NIL;
-	*apps = NIL;
-	registry_begin(reg, &ra);
-	sql = psprintf("SELECT server::pg_catalog.text, app FROM %s ORDER BY server",
-				   reg->qualname);
-	registry_exec(sql, 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext spi_cxt = MemoryContextSwitchTo(ra.caller_cxt);
-
-		*servers = lappend(*servers, SPI_getvalue(tup, desc, 1));
-		*apps = lappend(*apps, SPI_getvalue(tup, desc, 2));
-		MemoryContextSwitchTo(spi_cxt);
-	}
-	registry_end(&ra);
-}
-
-/*
- * The server and its registry row, locked: 42704 when the server does not
- * exist or is not registered.
- */
-static RegEntry *
-lookup_registered(Registry *reg, const char *server, ForeignServer **srv)
-{
-	RegEntry   *e;
-
-	*srv = GetForeignServerByName(server, true);
-	e = registry_fetch(reg, server);
-	if (*srv == NULL)
-	{
-		if (e)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("server \"%s\" does not exist", server),
-					 errdetail("It is registered for Heroku app \"%s\".", e->app),
-					 errhint("Forget it with heroku_fdw_unregister().")));
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("server \"%s\" does not exist", server)));
-	}
-	if (e == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("server \"%s\" is not registered with heroku_resolver", server),
-				 errhint("Create it with heroku_fdw_create_server().")));
-	return e;
 }
 
 /* ---------- refresh ---------- */
@@ -564,7 +193,7 @@ static bool
 refresh_server(Registry *reg, const char *server)
 {
 	ForeignServer *srv;
-	RegEntry   *e = lookup_registered(reg, server, &srv);
+	RegEntry   *e = hr_registry_lookup(reg, server, &srv);
 	ServerErrorContext ctx = {"refreshing", server, e->app};
 	ErrorContextCallback cb;
 	HrResolved *r;
@@ -578,7 +207,7 @@ refresh_server(Registry *reg, const char *server)
 	check_server_owner(srv);
 	r = hr_pg_resolve(e->app, e->config_var, true);
 	changed = apply_resolution(srv, e, r, InvalidOid);
-	registry_update(reg, e, changed);
+	hr_registry_update(reg, e, changed);
 
 	error_context_stack = cb.previous;
 	return changed;
@@ -598,7 +227,7 @@ heroku_fdw_create_server(PG_FUNCTION_ARGS)
 	char	   *config_var = hr_pg_text_arg(fcinfo, 2, "config_var");
 	char	   *fdwname = name_arg(fcinfo, 3, "fdw");
 	Oid			roleid = role_arg(fcinfo, 4, "for_role");
-	Registry   *reg = registry_for(fcinfo);
+	Registry   *reg = hr_registry_for(fcinfo);
 	ForeignDataWrapper *fdw;
 	FdwKind		kind;
 	AclResult	aclresult;
@@ -637,7 +266,7 @@ heroku_fdw_create_server(PG_FUNCTION_ARGS)
 	e.roles = list_make1_oid(roleid);
 	e.server_keys = hr_fdw_option_names(opts.server);
 	e.mapping_keys = hr_fdw_option_names(opts.mapping);
-	registry_insert(reg, &e);
+	hr_registry_insert(reg, &e);
 
 	error_context_stack = cb.previous;
 	PG_RETURN_VOID();
@@ -653,9 +282,9 @@ heroku_fdw_add_user_mapping(PG_FUNCTION_ARGS)
 {
 	char	   *server = name_arg(fcinfo, 0, "server");
 	Oid			roleid = role_arg(fcinfo, 1, "for_role");
-	Registry   *reg = registry_for(fcinfo);
+	Registry   *reg = hr_registry_for(fcinfo);
 	ForeignServer *srv;
-	RegEntry   *e = lookup_registered(reg, server, &srv);
+	RegEntry   *e = hr_registry_lookup(reg, server, &srv);
 	List	   *existing;
 	ServerErrorContext ctx = {"adding a user mapping to", server, e->app};
 	ErrorContextCallback cb;
@@ -676,7 +305,7 @@ heroku_fdw_add_user_mapping(PG_FUNCTION_ARGS)
 
 	r = hr_pg_resolve(e->app, e->config_var, false);
 	changed = apply_resolution(srv, e, r, roleid);
-	registry_update(reg, e, changed);
+	hr_registry_update(reg, e, changed);
 
 	error_context_stack = cb.previous;
 	PG_RETURN_VOID();
@@ -688,7 +317,7 @@ heroku_fdw_refresh(PG_FUNCTION_ARGS)
 {
 	char	   *server = name_arg(fcinfo, 0, "server");
 
-	PG_RETURN_BOOL(refresh_server(registry_for(fcinfo), server));
+	PG_RETURN_BOOL(refresh_server(hr_registry_for(fcinfo), server));
 }
 
 /*
@@ -735,7 +364,7 @@ refresh_one(Registry *reg, const char *server, const char *app, MemoryContext wo
 					server, app, edata->message),
 			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
 			 edata->hint ? errhint("%s", edata->hint) : 0));
-	registry_set_error(reg, server, edata->message);
+	hr_registry_set_error(reg, server, edata->message);
 	return false;
 }
 
@@ -747,7 +376,7 @@ refresh_one(Registry *reg, const char *server, const char *app, MemoryContext wo
 Datum
 heroku_fdw_refresh_all(PG_FUNCTION_ARGS)
 {
-	Registry   *reg = registry_for(fcinfo);
+	Registry   *reg = hr_registry_for(fcinfo);
 	List	   *servers;
 	List	   *apps;
 	ListCell   *ls;
@@ -755,7 +384,7 @@ heroku_fdw_refresh_all(PG_FUNCTION_ARGS)
 	int			nchanged = 0;
 	MemoryContext work_cxt;
 
-	registry_list(reg, &servers, &apps);
+	hr_registry_list(reg, &servers, &apps);
 	work_cxt = AllocSetContextCreate(CurrentMemoryContext, "heroku_fdw_refresh_all",
 									 ALLOCSET_DEFAULT_SIZES);
 	forboth(ls, servers, la, apps)
@@ -788,13 +417,13 @@ Datum
 heroku_fdw_unregister(PG_FUNCTION_ARGS)
 {
 	char	   *server = name_arg(fcinfo, 0, "server");
-	Registry   *reg = registry_for(fcinfo);
+	Registry   *reg = hr_registry_for(fcinfo);
 	ForeignServer *srv = GetForeignServerByName(server, true);
 
 	/* a row whose server was dropped can be forgotten by anyone allowed in */
 	if (srv != NULL)
 		check_server_owner(srv);
-	if (!registry_delete(reg, server))
+	if (!hr_registry_delete(reg, server))
 	{
 		if (srv == NULL)
 			ereport(ERROR,

@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "foreign/foreign.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "utils/acl.h"
@@ -52,6 +53,24 @@ typedef struct SplitOptions
 	List	   *mapping;
 } SplitOptions;
 
+/* Where the registry is and who owns it. */
+typedef struct Registry
+{
+	char	   *qualname;		/* quoted schema.table */
+	Oid			owner;
+} Registry;
+
+/* One row of the registry. */
+typedef struct RegEntry
+{
+	char	   *server;
+	char	   *app;
+	char	   *config_var;
+	List	   *roles;			/* OIDs of the roles whose mappings we made */
+	List	   *server_keys;	/* names of the server options we set */
+	List	   *mapping_keys;	/* names of the mapping options we set */
+} RegEntry;
+
 /* pg_fdw_options.c */
 extern SplitOptions hr_fdw_split_options(FdwKind kind, const HrResolved *r);
 extern List *hr_fdw_option_names(List *defs);
@@ -69,5 +88,17 @@ extern void hr_ddl_alter_user_mapping(Oid roleid, const char *server,
 									  List *changes);
 extern bool hr_ddl_user_mapping_options(Oid roleid, Oid serverid,
 										List **options);
+
+/* pg_fdw_registry.c */
+extern Registry *hr_registry_for(FunctionCallInfo fcinfo);
+extern void hr_registry_insert(Registry *reg, RegEntry *e);
+extern void hr_registry_update(Registry *reg, RegEntry *e, bool changed);
+extern void hr_registry_set_error(Registry *reg, const char *server,
+								  const char *message);
+extern bool hr_registry_delete(Registry *reg, const char *server);
+extern void hr_registry_list(Registry *reg, List **servers, List **apps);
+/* The server and its registry row, locked; 42704 if either is missing. */
+extern RegEntry *hr_registry_lookup(Registry *reg, const char *server,
+									ForeignServer **srv);
 
 #endif							/* PG_FDW_H */
