@@ -25,7 +25,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 
 PG_CPPFLAGS = -I. -Isrc -I$(shell $(PG_CONFIG) --includedir) -DHR_VERSION=\"$(EXTVERSION)\"
-SHLIB_LINK = -lcurl -ljson-c -L$(shell $(PG_CONFIG) --libdir) -lpq
+SHLIB_LINK = -lcurl -ljson-c -lcrypto -L$(shell $(PG_CONFIG) --libdir) -lpq
 
 include $(PGXS)
 

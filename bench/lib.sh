@@ -49,6 +49,7 @@ bench_cluster() {
 		printf "listen_addresses = ''\nunix_socket_directories = '%s'\nport = %s\n" "$WORK" "$PORT"
 		printf "heroku.api_url = '%s'\nheroku.api_key_file = '%s'\nheroku.netrc_file = '/dev/null'\n" \
 			"$HEROKU_MOCK_URL" "$HR_API_KEY_FILE"
+		echo "heroku.allow_local_hosts = on"
 		cat
 	} >>"$WORK/data/postgresql.conf"
 	as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null

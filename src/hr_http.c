@@ -353,6 +353,12 @@ hr_http_get(hr_http *h, const hr_settings *s, const char *url, const char *token
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (s->ca_file && s->ca_file[0])
 		curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file);
+	/*
+	 * Plain http goes only to a loopback mock: never through a proxy from
+	 * the environment (http_proxy), which would see the token in clear.
+	 */
+	if (strncasecmp(url, "http://", 7) == 0)
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
 
 	rc = perform(h, r);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);

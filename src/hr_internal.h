@@ -61,7 +61,17 @@ extern hr_code hr_read_file(const char *path, const char *what, size_t max,
 extern hr_code hr_check_names(const char *app, const char *config_var,
 							  hr_error *err);
 
-/* hr_url.c: the Heroku API URL and hosts */
+/* hr_url.c: URLs and hosts */
+/*
+ * hr_url_parse with local_ok = 0 refusing hosts on this machine (the
+ * server, unless heroku.allow_local_hosts); hr_url_parse passes 1.
+ */
+extern hr_code hr_url_parse_checked(const char *url, hr_sslmode min_sslmode,
+									int local_ok, const char *app,
+									const char *config_var, hr_conninfo *out,
+									hr_error *err);
+/* Loopback, link-local, unspecified or a localhost name. */
+extern int	hr_host_is_local(const char *host);
 /* True if host is localhost, 127.0.0.0/8 or ::1. */
 extern int	hr_host_is_loopback(const char *host);
 /* Host part of an http(s) URL ("api.heroku.com"); malloc'd or NULL. */
@@ -101,6 +111,10 @@ extern hr_code hr_fetch_with_token(hr_http *h, const hr_settings *s,
 								   const char *token, const char *app,
 								   const char *config_var, const char *etag,
 								   hr_fetch *out, hr_error *err);
+extern hr_code hr_result_from_url_checked(const char *url, hr_sslmode min_sslmode,
+										  int local_ok, const char *app,
+										  const char *config_var, hr_result *out,
+										  hr_error *err);
 extern hr_code hr_fetch_checked(hr_http *h, const hr_settings *s, const char *app,
 								const char *config_var, const char *etag,
 								hr_fetch *out, hr_error *err);

@@ -18,6 +18,18 @@
  * Parse body as exactly one JSON value; NULL if it is not JSON, is
  * truncated, or has trailing garbage.
  */
+/*
+ * Free a tokener, wiping its scratch buffer first: it holds the last string
+ * parsed, which may be a secret.  (json-c has no accessor for it.)
+ */
+static void
+tokener_free_wiped(struct json_tokener *tok)
+{
+	if (tok->pb && tok->pb->buf)
+		memset(tok->pb->buf, 0, (size_t) tok->pb->size);
+	json_tokener_free(tok);
+}
+
 static struct json_object *
 parse_whole(const char *body, size_t len)
 {
@@ -37,11 +49,11 @@ parse_whole(const char *body, size_t len)
 	{
 		/* json_tokener_continue means truncated: not a whole document */
 		json_object_put(obj);
-		json_tokener_free(tok);
+		tokener_free_wiped(tok);
 		return NULL;
 	}
 	used = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
+	tokener_free_wiped(tok);
 	while (used < len && strchr(" \t\r\n", body[used]) && body[used] != '\0')
 		used++;
 	if (used != len)
@@ -131,6 +143,26 @@ type_name(struct json_object *v)
 	return "unknown";
 }
 
+/*
+ * Free a config-vars answer, wiping every string value first: the other
+ * config vars (URLs of other databases, API keys) are secrets too.
+ */
+static void
+put_wiped(struct json_object *root)
+{
+	if (root != NULL && json_object_is_type(root, json_type_object))
+	{
+		json_object_object_foreach(root, key, val)
+		{
+			(void) key;
+			if (val != NULL && json_object_is_type(val, json_type_string))
+				memset((char *) json_object_get_string(val), 0,
+					   (size_t) json_object_get_string_len(val));
+		}
+	}
+	json_object_put(root);
+}
+
 hr_code
 hr_config_vars_pick(const char *body, size_t len, const char *app,
 					const char *config_var, char **value, char **used_name,
@@ -159,7 +191,7 @@ hr_config_vars_pick(const char *body, size_t len, const char *app,
 					 "invalid answer from the Heroku API for app \"%s\"", app);
 		hr_error_detail(err, "The config-vars answer is %s, not a JSON object.",
 						type_name(root));
-		json_object_put(root);
+		put_wiped(root);
 		return HR_EPROTOCOL;
 	}
 	if (count_top_level_keys(body, len) != (size_t) json_object_object_length(root))
@@ -167,7 +199,7 @@ hr_config_vars_pick(const char *body, size_t len, const char *app,
 		hr_error_set(err, HR_EPROTOCOL,
 					 "invalid answer from the Heroku API for app \"%s\"", app);
 		hr_error_detail(err, "The config-vars answer names a config var more than once.");
-		json_object_put(root);
+		put_wiped(root);
 		return HR_EPROTOCOL;
 	}
 	/* exact name first, then the attachment name's <NAME>_URL */
@@ -183,7 +215,7 @@ hr_config_vars_pick(const char *body, size_t len, const char *app,
 						 config_var, app);
 			hr_error_hint(err, "Check the name with \"heroku config -a %s\"; an attachment name such as HEROKU_POSTGRESQL_VIOLET also finds HEROKU_POSTGRESQL_VIOLET_URL.",
 						  app);
-			json_object_put(root);
+			put_wiped(root);
 			return HR_ENOTFOUND;
 		}
 	}
@@ -191,7 +223,7 @@ hr_config_vars_pick(const char *body, size_t len, const char *app,
 	{
 		hr_error_set(err, HR_ENOTFOUND,
 					 "config var \"%s\" of Heroku app \"%s\" is null", name, app);
-		json_object_put(root);
+		put_wiped(root);
 		return HR_ENOTFOUND;
 	}
 	if (!json_object_is_type(v, json_type_string))
@@ -200,7 +232,7 @@ hr_config_vars_pick(const char *body, size_t len, const char *app,
 					 "invalid answer from the Heroku API for app \"%s\"", app);
 		hr_error_detail(err, "The value of config var \"%s\" is %s, not a string.",
 						name, type_name(v));
-		json_object_put(root);
+		put_wiped(root);
 		return HR_EPROTOCOL;
 	}
 	s = json_object_get_string(v);
@@ -210,14 +242,13 @@ hr_config_vars_pick(const char *body, size_t len, const char *app,
 		hr_error_set(err, HR_EBADURL,
 					 "config var \"%s\" of Heroku app \"%s\" contains a NUL character",
 					 name, app);
-		json_object_put(root);
+		put_wiped(root);
 		return HR_EBADURL;
 	}
 	*value = hr_strndup(s, slen);
 	*used_name = hr_strdup(name);
-	/* json-c keeps its own copy of the value: wipe it before freeing */
-	memset((char *) s, 0, slen);
-	json_object_put(root);
+	/* json-c keeps its own copies of every value: wipe them before freeing */
+	put_wiped(root);
 	if (*value == NULL || *used_name == NULL)
 	{
 		hr_free_secret(*value);

@@ -236,15 +236,18 @@ hr_fetch_free(hr_fetch *f)
 	f->etag = NULL;
 }
 
+/* hr_result_from_url, refusing hosts on this machine unless local_ok. */
 hr_code
-hr_result_from_url(const char *url, hr_sslmode min_sslmode, const char *app,
-				   const char *config_var, hr_result *out, hr_error *err)
+hr_result_from_url_checked(const char *url, hr_sslmode min_sslmode, int local_ok,
+						   const char *app, const char *config_var, hr_result *out,
+						   hr_error *err)
 {
 	hr_code		rc;
 
 	memset(out, 0, sizeof(*out));
 	out->ratelimit_remaining = -1;
-	rc = hr_url_parse(url, min_sslmode, app, config_var, &out->params, err);
+	rc = hr_url_parse_checked(url, min_sslmode, local_ok, app, config_var,
+							  &out->params, err);
 	if (rc != HR_OK)
 		return rc;
 	out->conninfo = hr_conninfo_to_string(&out->params);
@@ -256,6 +259,14 @@ hr_result_from_url(const char *url, hr_sslmode min_sslmode, const char *app,
 		return hr_error_oom(err);
 	}
 	return HR_OK;
+}
+
+/* As the client side does: hosts on this machine are allowed. */
+hr_code
+hr_result_from_url(const char *url, hr_sslmode min_sslmode, const char *app,
+				   const char *config_var, hr_result *out, hr_error *err)
+{
+	return hr_result_from_url_checked(url, min_sslmode, 1, app, config_var, out, err);
 }
 
 hr_code

@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * hr_url.c
- *		postgres:// URL to libpq keyword/value pairs and back.  Parsing is
- *		libpq's own (PQconninfoParse); this file only checks the result,
- *		raises sslmode and writes the two string forms.  No server headers.
+ *		Everything about URLs and hosts: a config var's postgres:// URL to
+ *		libpq keyword/value pairs (parsing is libpq's own, PQconninfoParse;
+ *		this file checks the result against an allow-list and raises
+ *		sslmode), password masking, and the Heroku API URL and its host.
+ *		No server headers.
  *
  *-------------------------------------------------------------------------
  */
@@ -11,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
 
 #include <curl/curl.h>
 
@@ -140,9 +146,153 @@ static const char *const leading_keywords[] = {
 	"host", "hostaddr", "port", "dbname", "user", "password"
 };
 
+/*
+ * The keywords a Heroku Postgres URL may carry.  A config var's value comes
+ * from whoever can set config vars on the app, so everything else (passfile,
+ * service, sslkey, options, ...) would let them steer the connection.
+ * connect_timeout and application_name are harmless and servers use them.
+ */
+static const char *const allowed_keywords[] = {
+	"host", "hostaddr", "port", "dbname", "user", "password", "sslmode",
+	"connect_timeout", "application_name"
+};
+
+/* Is host (one element of a host or hostaddr list) on this machine? */
+int
+hr_host_is_local(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	size_t		n = strlen(host);
+
+	if (hr_host_is_loopback(host))
+		return 1;
+	/* localhost, localhost., *.localhost (RFC 6761), in any case */
+	while (n > 0 && host[n - 1] == '.')
+		n--;
+	if ((n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+		(n > 10 && strncasecmp(host + n - 10, ".localhost", 10) == 0))
+		return 1;
+	/* inet_aton takes every form the resolver takes: 127.1, 0x7f000001... */
+	if (inet_aton(host, &a4))
+	{
+		uint32_t	v = ntohl(a4.s_addr);
+
+		/* 0.0.0.0/8 (this host), 127.0.0.0/8, 169.254.0.0/16 (link-local) */
+		return (v >> 24) == 0 || (v >> 24) == 127 || (v >> 16) == 0xa9fe;
+	}
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+	{
+		static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		static const unsigned char zero[15] = {0};
+
+		if (memcmp(a6.s6_addr, mapped, 12) == 0)
+		{
+			char		v4[INET_ADDRSTRLEN];
+
+			inet_ntop(AF_INET, a6.s6_addr + 12, v4, sizeof(v4));
+			return hr_host_is_local(v4);
+		}
+		/* ::, ::1, fe80::/10 */
+		return (memcmp(a6.s6_addr, zero, 15) == 0 && a6.s6_addr[15] <= 1) ||
+			(a6.s6_addr[0] == 0xfe && (a6.s6_addr[1] & 0xc0) == 0x80);
+	}
+	return 0;
+}
+
+/*
+ * Check every element of a host or hostaddr list: never a Unix socket (an
+ * absolute path, an abstract socket, or an empty element, which means the
+ * default socket), and no address of this machine unless local_ok.
+ */
+static hr_code
+check_host_list(const char *keyword, const char *list, int local_ok,
+				const char *app, const char *config_var, hr_error *err)
+{
+	const char *p = list;
+
+	for (;;)
+	{
+		size_t		n = strcspn(p, ",");
+		char		one[256];
+
+		if (n == 0 && strcmp(keyword, "host") == 0)
+			return hr_error_set(err, HR_EBADURL,
+								"config var \"%s\" of Heroku app \"%s\" names a Unix socket, not a network host",
+								config_var, app);
+		if (n >= sizeof(one))
+			return hr_error_set(err, HR_EBADURL,
+								"config var \"%s\" of Heroku app \"%s\" has a %s longer than %zu bytes",
+								config_var, app, keyword, sizeof(one) - 1);
+		memcpy(one, p, n);
+		one[n] = '\0';
+		if (one[0] == '/' || one[0] == '@')
+			return hr_error_set(err, HR_EBADURL,
+								"config var \"%s\" of Heroku app \"%s\" names a Unix socket, not a network host",
+								config_var, app);
+		if (n > 0 && !local_ok && hr_host_is_local(one))
+		{
+			hr_error_set(err, HR_EBADURL,
+						 "config var \"%s\" of Heroku app \"%s\" names a %s on this machine",
+						 config_var, app, keyword);
+			hr_error_detail(err, "Loopback, link-local and unspecified addresses and \"localhost\" are refused.");
+			hr_error_hint(err, "A superuser can allow them with heroku.allow_local_hosts, for a local test set-up.");
+			return HR_EBADURL;
+		}
+		if (p[n] == '\0')
+			return HR_OK;
+		p += n + 1;
+	}
+}
+
+/* Only allowed keywords, and usable hosts; names a keyword, never a value. */
+static hr_code
+check_options(const PQconninfoOption *opts, int local_ok, const char *app,
+			  const char *config_var, hr_error *err)
+{
+	const PQconninfoOption *o;
+	size_t		i;
+	hr_code		rc;
+
+	for (o = opts; o->keyword; o++)
+	{
+		int			allowed = 0;
+
+		if (o->val == NULL)
+			continue;
+		for (i = 0; i < sizeof(allowed_keywords) / sizeof(allowed_keywords[0]); i++)
+			if (strcmp(o->keyword, allowed_keywords[i]) == 0)
+				allowed = 1;
+		if (!allowed)
+		{
+			hr_error_set(err, HR_EBADURL,
+						 "config var \"%s\" of Heroku app \"%s\" sets the connection option \"%s\", which is not allowed",
+						 config_var, app, o->keyword);
+			hr_error_detail(err, "A Heroku Postgres URL may set host, hostaddr, port, dbname, user, password, sslmode, connect_timeout and application_name.");
+			return HR_EBADURL;
+		}
+		if (strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0)
+		{
+			rc = check_host_list(o->keyword, o->val, local_ok, app, config_var, err);
+			if (rc != HR_OK)
+				return rc;
+		}
+	}
+	return HR_OK;
+}
+
+/* As the client side parses: hosts on this machine are allowed. */
 hr_code
 hr_url_parse(const char *url, hr_sslmode min_sslmode, const char *app,
 			 const char *config_var, hr_conninfo *out, hr_error *err)
+{
+	return hr_url_parse_checked(url, min_sslmode, 1, app, config_var, out, err);
+}
+
+hr_code
+hr_url_parse_checked(const char *url, hr_sslmode min_sslmode, int local_ok,
+					 const char *app, const char *config_var, hr_conninfo *out,
+					 hr_error *err)
 {
 	PQconninfoOption *opts;
 	PQconninfoOption *o;
@@ -235,12 +385,9 @@ hr_url_parse(const char *url, hr_sslmode min_sslmode, const char *app,
 		hr_error_detail(err, "A Heroku Postgres URL names its host: postgres://user:password@host:port/dbname.");
 		return HR_EBADURL;
 	}
-	if (host && host[0] == '/')
+	if (check_options(opts, local_ok, app, config_var, err) != HR_OK)
 	{
 		PQconninfoFree(opts);
-		hr_error_set(err, HR_EBADURL,
-					 "config var \"%s\" of Heroku app \"%s\" names a Unix socket, not a network host",
-					 config_var, app);
 		return HR_EBADURL;
 	}
 	if (port && !ports_valid(port))

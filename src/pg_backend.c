@@ -27,6 +27,9 @@ static char *hr_ca_file = NULL;
 static int	hr_timeout_ms = HR_DEFAULT_TIMEOUT_MS;
 static int	hr_min_sslmode = HR_SSLMODE_REQUIRE;
 
+/* May a resolved URL name a host on this machine?  (pg_heroku.h) */
+bool		hr_allow_local_hosts = false;
+
 static const struct config_enum_entry sslmode_options[] = {
 	{"require", HR_SSLMODE_REQUIRE, false},
 	{"verify-ca", HR_SSLMODE_VERIFY_CA, false},
@@ -36,6 +39,34 @@ static const struct config_enum_entry sslmode_options[] = {
 
 /* Kept for the life of the backend, so API connections are reused. */
 static hr_http *backend_http = NULL;
+
+/*
+ * heroku.api_key only from a session (SET, or the client's options): a value
+ * stored by ALTER ROLE/DATABASE ... SET (validated as PGC_S_TEST), ALTER
+ * SYSTEM or a configuration file is readable by every role in the catalogs
+ * or reaches the server log on reload.  The message never shows the value.
+ */
+static bool
+check_api_key(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	switch (source)
+	{
+		case PGC_S_DEFAULT:
+		case PGC_S_CLIENT:
+		case PGC_S_OVERRIDE:
+		case PGC_S_INTERACTIVE:
+		case PGC_S_SESSION:
+			return true;
+		default:
+			GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+			GUC_check_errmsg("heroku.api_key may only be set in a session");
+			GUC_check_errdetail("A value stored with ALTER ROLE, ALTER DATABASE, ALTER SYSTEM, a function's SET clause or a configuration file would be readable in the catalogs or the server log.");
+			GUC_check_errhint("Put the token in a file readable only by the server's OS user and set heroku.api_key_file.");
+			return false;
+	}
+}
 
 /* The API settings' GUCs. */
 void
@@ -60,7 +91,7 @@ hr_pg_backend_init(void)
 							   "",
 							   PGC_SUSET,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
-							   NULL, NULL, NULL);
+							   check_api_key, NULL, NULL);
 
 	DefineCustomStringVariable("heroku.api_key_file",
 							   "File whose first line is the Heroku API token (read on use).",
@@ -100,6 +131,14 @@ hr_pg_backend_init(void)
 							 &hr_min_sslmode,
 							 HR_SSLMODE_REQUIRE,
 							 sslmode_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("heroku.allow_local_hosts",
+							 "Accept resolved URLs whose host is on this machine (loopback, link-local, localhost).",
+							 "Off: a config var's value cannot point dblink or postgres_fdw at a local server. For local test set-ups only.",
+							 &hr_allow_local_hosts,
+							 false,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 }

@@ -15,7 +15,11 @@
  */
 #include "postgres.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "common/hashfn.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -51,6 +55,8 @@ cache_reset(HrCache *c, int nentries, LWLock *lock)
 	c->lock = lock;
 	c->nentries = nentries;
 	c->ratelimit_remaining = -1;
+	if (!pg_strong_random(c->hmac_key, sizeof(c->hmac_key)))
+		elog(ERROR, "could not generate a random key for the resolution cache");
 	strlcpy(c->worker_state, "off", sizeof(c->worker_state));
 	ConditionVariableInit(&c->flight_cv);
 }
@@ -175,40 +181,68 @@ hr_cache_set_worker_state(const char *state, bool ran)
 	hr_cache_unlock(cache);
 }
 
-uint32
-hr_cache_key_hash(const char *api_url, const char *app, const char *config_var)
+/*
+ * Fill key for (api_url, app, config_var) asked with token (and ca_file):
+ * the digest is HMAC-SHA256 under the cache's random key, so neither the
+ * token nor a plain hash of it (guessable for a short secret) is stored.
+ */
+void
+hr_cache_make_key(HrCache *c, HrCacheKey *key, const char *api_url,
+				  const char *app, const char *config_var, const char *token,
+				  const char *ca_file)
 {
-	uint32		h = hash_bytes((const unsigned char *) api_url, strlen(api_url));
+	StringInfoData who;
+	unsigned int len = 0;
 
-	h = hash_combine(h, hash_bytes((const unsigned char *) app, strlen(app)));
-	return hash_combine(h, hash_bytes((const unsigned char *) config_var,
-									  strlen(config_var)));
+	initStringInfo(&who);
+	appendStringInfoString(&who, token);
+	appendStringInfoChar(&who, '\0');
+	appendStringInfoString(&who, ca_file ? ca_file : "");
+	if (HMAC(EVP_sha256(), c->hmac_key, HR_DIGEST_LEN, (unsigned char *) who.data,
+			 who.len, key->token_digest, &len) == NULL || len != HR_DIGEST_LEN)
+		elog(ERROR, "could not compute an HMAC-SHA256");
+	explicit_bzero(who.data, who.len);
+	pfree(who.data);
+	key->api_url = api_url;
+	key->app = app;
+	key->config_var = config_var;
+	key->hash = hash_bytes((const unsigned char *) api_url, strlen(api_url));
+	key->hash = hash_combine(key->hash, hash_bytes((const unsigned char *) app, strlen(app)));
+	key->hash = hash_combine(key->hash, hash_bytes((const unsigned char *) config_var,
+												   strlen(config_var)));
+	key->hash = hash_combine(key->hash, hash_bytes(key->token_digest, HR_DIGEST_LEN));
 }
 
-HrCacheEntry *
-hr_cache_find_entry(HrCache *c, uint32 hash, const char *api_url, const char *app,
-		   const char *config_var)
+/* Forget an entry's value, wiping the URL. */
+void
+hr_cache_wipe_entry(HrCacheEntry *e)
 {
-	int			i;
-
-	for (i = 0; i < c->nentries; i++)
-	{
-		HrCacheEntry *e = &c->entries[i];
-
-		if (e->in_use && e->hash == hash && strcmp(e->app, app) == 0 &&
-			strcmp(e->config_var, config_var) == 0 &&
-			strcmp(e->api_url, api_url) == 0)
-			return e;
-	}
-	return NULL;
+	explicit_bzero(e->url, sizeof(e->url));
+	e->has_value = false;
+	e->etag[0] = '\0';
 }
 
-/* A free entry, else the least recently used idle one; NULL if all busy. */
-HrCacheEntry *
-hr_cache_new_entry(HrCache *c, uint32 hash, const char *api_url, const char *app,
-		  const char *config_var)
+/* A value nobody may be served any more (past TTL and stale_if_error). */
+static bool
+is_expired(const HrCacheEntry *e, TimestampTz now)
 {
-	HrCacheEntry *victim = NULL;
+	if (e->busy)
+		return false;
+	if (e->has_value)
+		return now >= TimestampTzPlusMilliseconds(e->validated_at,
+												  Max(hr_cache_ttl_ms, hr_stale_if_error_ms));
+	return now >= e->negative_until;
+}
+
+/*
+ * The entry for key, or NULL.  The same pass wipes every value that has
+ * expired, so no URL stays in memory longer than it can be served.
+ */
+HrCacheEntry *
+hr_cache_find_entry(HrCache *c, const HrCacheKey *key)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	HrCacheEntry *found = NULL;
 	int			i;
 
 	for (i = 0; i < c->nentries; i++)
@@ -216,41 +250,87 @@ hr_cache_new_entry(HrCache *c, uint32 hash, const char *api_url, const char *app
 		HrCacheEntry *e = &c->entries[i];
 
 		if (!e->in_use)
-		{
-			victim = e;
-			break;
-		}
-		if (!e->busy && (victim == NULL || e->last_used < victim->last_used))
-			victim = e;
+			continue;
+		if (e->has_value && is_expired(e, now))
+			hr_cache_wipe_entry(e);
+		if (found == NULL && e->hash == key->hash &&
+			memcmp(e->token_digest, key->token_digest, HR_DIGEST_LEN) == 0 &&
+			strcmp(e->app, key->app) == 0 &&
+			strcmp(e->config_var, key->config_var) == 0 &&
+			strcmp(e->api_url, key->api_url) == 0)
+			found = e;
 	}
+	return found;
+}
+
+/*
+ * An entry for key: a free one, else an expired one, else the least
+ * recently used idle entry of the same token, else of anyone.  So a caller
+ * evicts another token's live entries only when the cache holds nothing
+ * else.  NULL if every entry is busy.
+ */
+HrCacheEntry *
+hr_cache_new_entry(HrCache *c, const HrCacheKey *key, TimestampTz now)
+{
+	HrCacheEntry *victim = NULL;
+	HrCacheEntry *own = NULL;
+	HrCacheEntry *any = NULL;
+	int			i;
+
+	for (i = 0; i < c->nentries && victim == NULL; i++)
+	{
+		HrCacheEntry *e = &c->entries[i];
+
+		if (!e->in_use || is_expired(e, now))
+			victim = e;
+		else if (e->busy)
+			continue;
+		else if (memcmp(e->token_digest, key->token_digest, HR_DIGEST_LEN) == 0)
+		{
+			if (own == NULL || e->last_used < own->last_used)
+				own = e;
+		}
+		else if (any == NULL || e->last_used < any->last_used)
+			any = e;
+	}
+	if (victim == NULL)
+		victim = own ? own : any;
 	if (victim == NULL)
 		return NULL;
 	explicit_bzero(victim->url, sizeof(victim->url));
 	memset(victim, 0, offsetof(HrCacheEntry, url));
 	victim->in_use = true;
-	victim->hash = hash;
-	strlcpy(victim->api_url, api_url, sizeof(victim->api_url));
-	strlcpy(victim->app, app, sizeof(victim->app));
-	strlcpy(victim->config_var, config_var, sizeof(victim->config_var));
+	victim->hash = key->hash;
+	memcpy(victim->token_digest, key->token_digest, HR_DIGEST_LEN);
+	strlcpy(victim->api_url, key->api_url, sizeof(victim->api_url));
+	strlcpy(victim->app, key->app, sizeof(victim->app));
+	strlcpy(victim->config_var, key->config_var, sizeof(victim->config_var));
 	return victim;
 }
 
+/* The 429 back-off of key's API URL and token, or NULL. */
 HrBackoff *
-hr_cache_find_backoff(HrCache *c, const char *api_url)
+hr_cache_find_backoff(HrCache *c, const HrCacheKey *key)
 {
 	int			i;
 
 	for (i = 0; i < HR_CACHE_BACKOFF_SLOTS; i++)
-		if (c->backoff[i].until != 0 && strcmp(c->backoff[i].api_url, api_url) == 0)
+		if (c->backoff[i].until != 0 &&
+			memcmp(c->backoff[i].token_digest, key->token_digest, HR_DIGEST_LEN) == 0 &&
+			strcmp(c->backoff[i].api_url, key->api_url) == 0)
 			return &c->backoff[i];
 	return NULL;
 }
 
-/* Remember a 429: no request to api_url for seconds. */
+/*
+ * Remember a 429 for key's API URL and token: no request with that token
+ * for seconds, at most HR_BACKOFF_MAX_S (a Retry-After of a day must not
+ * stop the cluster for a day).  Other tokens are not held back.
+ */
 void
-hr_cache_set_backoff(HrCache *c, const char *api_url, long seconds, TimestampTz now)
+hr_cache_set_backoff(HrCache *c, const HrCacheKey *key, long seconds, TimestampTz now)
 {
-	HrBackoff  *b = hr_cache_find_backoff(c, api_url);
+	HrBackoff  *b = hr_cache_find_backoff(c, key);
 	int			i;
 
 	if (b == NULL)
@@ -260,7 +340,64 @@ hr_cache_set_backoff(HrCache *c, const char *api_url, long seconds, TimestampTz 
 		for (i = 1; i < HR_CACHE_BACKOFF_SLOTS; i++)
 			if (c->backoff[i].until < b->until)
 				b = &c->backoff[i];
-		strlcpy(b->api_url, api_url, sizeof(b->api_url));
+		strlcpy(b->api_url, key->api_url, sizeof(b->api_url));
+		memcpy(b->token_digest, key->token_digest, HR_DIGEST_LEN);
 	}
-	b->until = TimestampTzPlusMilliseconds(now, seconds * 1000);
+	b->until = TimestampTzPlusMilliseconds(now, Min(seconds, HR_BACKOFF_MAX_S) * 1000);
+}
+
+/* The minute since the epoch that t falls in. */
+static int64
+minute_of(TimestampTz t)
+{
+	return t / (60 * (int64) USECS_PER_SEC);
+}
+
+/* Count one API request made for roleid (heroku_resolver_status shows it). */
+void
+hr_cache_count_request(HrCache *c, Oid roleid, TimestampTz now)
+{
+	HrRoleRate *r = NULL;
+	HrRoleRate *oldest = &c->roles[0];
+	int64		m = minute_of(now);
+	int			i;
+
+	for (i = 0; i < HR_CACHE_ROLE_SLOTS && r == NULL; i++)
+	{
+		if (c->roles[i].roleid == roleid)
+			r = &c->roles[i];
+		else if (hr_cache_role_last_hour(&c->roles[i], now) <
+				 hr_cache_role_last_hour(oldest, now))
+			oldest = &c->roles[i];
+	}
+	if (r == NULL)
+	{
+		/* the quietest role of the last hour makes room */
+		r = oldest;
+		memset(r, 0, sizeof(*r));
+		r->roleid = roleid;
+	}
+	r->requests++;
+	if (r->minute[m % 60] != m)
+	{
+		r->minute[m % 60] = m;
+		r->count[m % 60] = 0;
+	}
+	r->count[m % 60]++;
+}
+
+/* Requests of the last 60 minutes. */
+int64
+hr_cache_role_last_hour(const HrRoleRate *r, TimestampTz now)
+{
+	int64		m = minute_of(now);
+	int64		n = 0;
+	int			i;
+
+	if (r->roleid == InvalidOid)
+		return 0;
+	for (i = 0; i < 60; i++)
+		if (r->minute[i] > m - 60 && r->minute[i] <= m)
+			n += r->count[i];
+	return n;
 }

@@ -23,6 +23,25 @@
 #define HR_CACHE_BACKOFF_SLOTS	8
 #define HR_CACHE_LOCAL_MAX		64	/* entries of a per-backend cache */
 #define HR_CACHE_TRANCHE		"heroku_resolver"
+#define HR_DIGEST_LEN			32	/* HMAC-SHA256 */
+#define HR_CACHE_ROLE_SLOTS		32	/* roles whose request rate is shown */
+#define HR_BACKOFF_MAX_S		900 /* a Retry-After is obeyed up to 15 min */
+#define HR_NEGATIVE_TTL_MS		30000	/* a 404 is served from the cache */
+
+/*
+ * Who asks for what.  token_digest is an HMAC, with the cache's own random
+ * key, of the caller's effective token and CA settings: an answer is only
+ * ever served to callers who fetched it or would fetch it with the same
+ * token, and the token itself is never stored.
+ */
+typedef struct HrCacheKey
+{
+	const char *api_url;
+	const char *app;
+	const char *config_var;
+	uint8		token_digest[HR_DIGEST_LEN];
+	uint32		hash;
+} HrCacheKey;
 
 typedef struct HrCacheEntry
 {
@@ -38,6 +57,8 @@ typedef struct HrCacheEntry
 	TimestampTz busy_since;
 	uint64		flight;			/* number of flights ended */
 	uint32		hash;
+	uint8		token_digest[HR_DIGEST_LEN];
+	TimestampTz negative_until; /* a 404 is shared until then */
 	TimestampTz fetched_at;		/* when the request that gave url was sent */
 	TimestampTz validated_at;	/* last 200 or 304 */
 	TimestampTz last_used;
@@ -53,12 +74,22 @@ typedef struct HrCacheEntry
 	char		url[HR_CACHE_URL_MAX];	/* secret */
 } HrCacheEntry;
 
-/* No request to api_url before until (after a 429). */
+/* No request to api_url with this token before until (after a 429). */
 typedef struct HrBackoff
 {
 	char		api_url[HR_CACHE_API_URL_MAX];
+	uint8		token_digest[HR_DIGEST_LEN];
 	TimestampTz until;
 } HrBackoff;
+
+/* API requests made for one role, in one-minute buckets over an hour. */
+typedef struct HrRoleRate
+{
+	Oid			roleid;			/* InvalidOid: slot free */
+	uint64		requests;		/* since the cache was made */
+	int64		minute[60];		/* the minute (since epoch) of each bucket */
+	uint32		count[60];
+} HrRoleRate;
 
 typedef struct HrCache
 {
@@ -70,7 +101,9 @@ typedef struct HrCache
 	uint64		rate_limited;
 	long		ratelimit_remaining;	/* -1: not known yet */
 	TimestampTz ratelimit_at;
+	uint8		hmac_key[HR_DIGEST_LEN];	/* random, never shown */
 	HrBackoff	backoff[HR_CACHE_BACKOFF_SLOTS];
+	HrRoleRate	roles[HR_CACHE_ROLE_SLOTS];
 	/* the background refresher (pg_worker.c) */
 	int			worker_pid;
 	char		worker_state[64];
@@ -87,16 +120,17 @@ extern int	hr_rate_limit_reserve;
 extern HrCache *hr_cache_get(void);
 extern void hr_cache_lock(HrCache *c);
 extern void hr_cache_unlock(HrCache *c);
-extern uint32 hr_cache_key_hash(const char *api_url, const char *app,
-								const char *config_var);
-extern HrCacheEntry *hr_cache_find_entry(HrCache *c, uint32 hash,
-										 const char *api_url, const char *app,
-										 const char *config_var);
-extern HrCacheEntry *hr_cache_new_entry(HrCache *c, uint32 hash,
-										const char *api_url, const char *app,
-										const char *config_var);
-extern HrBackoff *hr_cache_find_backoff(HrCache *c, const char *api_url);
-extern void hr_cache_set_backoff(HrCache *c, const char *api_url, long seconds,
+extern void hr_cache_make_key(HrCache *c, HrCacheKey *key, const char *api_url,
+							  const char *app, const char *config_var,
+							  const char *token, const char *ca_file);
+extern HrCacheEntry *hr_cache_find_entry(HrCache *c, const HrCacheKey *key);
+extern HrCacheEntry *hr_cache_new_entry(HrCache *c, const HrCacheKey *key,
+										TimestampTz now);
+extern void hr_cache_wipe_entry(HrCacheEntry *e);
+extern HrBackoff *hr_cache_find_backoff(HrCache *c, const HrCacheKey *key);
+extern void hr_cache_set_backoff(HrCache *c, const HrCacheKey *key, long seconds,
 								 TimestampTz now);
+extern void hr_cache_count_request(HrCache *c, Oid roleid, TimestampTz now);
+extern int64 hr_cache_role_last_hour(const HrRoleRate *r, TimestampTz now);
 
 #endif							/* PG_CACHE_H */

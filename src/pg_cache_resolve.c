@@ -127,23 +127,28 @@ fail_or_stale(const hr_error *err, HrCacheCopy *cp, bool fresh,
 	hr_pg_report(ERROR, err);
 }
 
-/* One request, with its effect on the counters; no lock held. */
+/*
+ * One request, with its effect on the counters; no lock held.  The token is
+ * looked up again (the key holds only its digest).
+ */
 static hr_code
-ask_api(HrCache *c, hr_http *http, const hr_settings *s, const char *api_url,
-		const char *app, const char *config_var, const char *etag, hr_fetch *f,
-		hr_error *err)
+ask_api(HrCache *c, hr_http *http, const hr_settings *s, const HrCacheKey *key,
+		const char *etag, hr_fetch *f, hr_error *err)
 {
 	hr_code		rc;
 	TimestampTz now;
 
 	memset(err, 0, sizeof(*err));
-	rc = hr_fetch_checked(http, s, app, config_var, etag, f, err);
+	rc = hr_fetch_checked(http, s, key->app, key->config_var, etag, f, err);
 	now = GetCurrentTimestamp();
 
 	hr_cache_lock(c);
 	if (rc != HR_ECANCELED && (rc == HR_OK || err->http_status != 0 ||
 							   rc == HR_EUNAVAILABLE))
+	{
 		c->api_requests++;
+		hr_cache_count_request(c, GetUserId(), now);
+	}
 	if (rc == HR_OK && f->http_status == 304)
 		c->not_modified++;
 	if (f->ratelimit_remaining >= 0)
@@ -154,7 +159,7 @@ ask_api(HrCache *c, hr_http *http, const hr_settings *s, const char *api_url,
 	if (rc == HR_ERATELIMIT)
 	{
 		c->rate_limited++;
-		hr_cache_set_backoff(c, api_url, err->retry_after > 0 ? err->retry_after : 60, now);
+		hr_cache_set_backoff(c, key, err->retry_after > 0 ? err->retry_after : 60, now);
 	}
 	hr_cache_unlock(c);
 	return rc;
@@ -190,13 +195,13 @@ take_fetched(hr_fetch *f, char **used_var)
 
 /* No cache: ask the API, as every call does with heroku.cache_ttl = 0. */
 static char *
-resolve_uncached(HrCache *c, const hr_settings *s, const char *api_url,
-				 const char *app, const char *config_var, char **used_var)
+resolve_uncached(HrCache *c, const hr_settings *s, const HrCacheKey *key,
+				 char **used_var)
 {
 	hr_fetch	f;
 	hr_error	err;
 
-	if (ask_api(c, hr_pg_http(), s, api_url, app, config_var, NULL, &f, &err) != HR_OK)
+	if (ask_api(c, hr_pg_http(), s, key, NULL, &f, &err) != HR_OK)
 		hr_pg_report(ERROR, &err);
 	return take_fetched(&f, used_var);
 }
@@ -220,10 +225,9 @@ typedef struct HrLookup
 {
 	HrCache    *c;
 	const hr_settings *s;
-	const char *api_url;
-	const char *app;
-	const char *config_var;
-	uint32		hash;
+	HrCacheKey	key;
+	const char *app;			/* = key.app, for messages */
+	const char *config_var;		/* = key.config_var */
 	bool		fresh;
 	TimestampTz min_fetched;	/* fresh: what counts was sent after this */
 	bool		waited;			/* we slept on another backend's flight */
@@ -290,16 +294,18 @@ look(HrLookup *l, hr_error *err)
 	HrStep		step;
 
 	hr_cache_lock(c);
-	e = hr_cache_find_entry(c, l->hash, l->api_url, l->app, l->config_var);
+	e = hr_cache_find_entry(c, &l->key);
 
 	/*
 	 * The flight we waited for failed, or (fresh) one sent during this
-	 * statement did: share its error, no request.
+	 * statement did, or (plain) a 404 is still fresh: share its error, no
+	 * request.
 	 */
 	if (e != NULL && e->last_flight_failed &&
 		((l->waited && e->flight != l->seen_flight) ||
 		 (l->fresh && hr_cache_share_fresh_failures && !e->busy &&
-		  e->last_flight_fresh && e->last_sent_at >= l->min_fetched)))
+		  e->last_flight_fresh && e->last_sent_at >= l->min_fetched) ||
+		 (!l->fresh && !e->busy && now < e->negative_until)))
 	{
 		*err = e->last_err;
 		take_copy(&l->cp, e);
@@ -320,14 +326,13 @@ look(HrLookup *l, hr_error *err)
 		l->waited = true;
 		step = STEP_WAIT;
 	}
-	else if ((b = hr_cache_find_backoff(c, l->api_url)) != NULL && now < b->until)
+	else if ((b = hr_cache_find_backoff(c, &l->key)) != NULL && now < b->until)
 	{
 		backoff_error(l, b->until, err);
 		take_copy(&l->cp, e);
 		step = STEP_FAIL;
 	}
-	else if (e == NULL &&
-			 (e = hr_cache_new_entry(c, l->hash, l->api_url, l->app, l->config_var)) == NULL)
+	else if (e == NULL && (e = hr_cache_new_entry(c, &l->key, now)) == NULL)
 		step = STEP_UNCACHED;
 	else
 	{
@@ -363,7 +368,7 @@ wait_for_flight(HrLookup *l)
 		ConditionVariableTimedSleep(&c->flight_cv, 100, PG_WAIT_EXTENSION);
 		CHECK_FOR_INTERRUPTS();
 		LWLockAcquire(c->lock, LW_SHARED);
-		e = hr_cache_find_entry(c, l->hash, l->api_url, l->app, l->config_var);
+		e = hr_cache_find_entry(c, &l->key);
 		done = e == NULL || e->flight != l->seen_flight || !e->busy;
 		LWLockRelease(c->lock);
 		if (done)
@@ -381,8 +386,8 @@ fly(HrLookup *l, hr_fetch *f, hr_error *err)
 {
 	hr_code		rc;
 
-	rc = ask_api(l->c, hr_pg_http(), l->s, l->api_url, l->app, l->config_var,
-				 l->etag[0] ? l->etag : NULL, f, err);
+	rc = ask_api(l->c, hr_pg_http(), l->s, &l->key, l->etag[0] ? l->etag : NULL,
+				 f, err);
 	if (rc == HR_OK && f->http_status != 304 && strlen(f->value) >= HR_CACHE_URL_MAX)
 	{
 		size_t		len = strlen(f->value);
@@ -448,6 +453,10 @@ land(HrLookup *l, hr_code rc, const hr_fetch *f, const hr_error *err,
 	{
 		e->last_err = *err;
 		e->last_flight_failed = true;
+		/* an unknown app: the same question gets the same answer for a while */
+		if (rc == HR_ENOTFOUND && err->http_status == 404)
+			e->negative_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															Min(hr_cache_ttl_ms, HR_NEGATIVE_TTL_MS));
 		if (drops_value(rc))
 		{
 			e->has_value = false;
@@ -487,8 +496,7 @@ lead(HrLookup *l, char **used_var)
 		if (!l->cp.has_value)
 		{
 			/* invalidated during the flight: ask again, plainly */
-			return resolve_uncached(l->c, l->s, l->api_url, l->app, l->config_var,
-									used_var);
+			return resolve_uncached(l->c, l->s, &l->key, used_var);
 		}
 		return give_copy(&l->cp, used_var);
 	}
@@ -511,20 +519,26 @@ hr_cache_resolve(const hr_settings *s, const char *app, const char *config_var,
 	const char *api_url = (s->api_url && s->api_url[0]) ? s->api_url : HR_DEFAULT_API_URL;
 	HrLookup   *l;
 	hr_error	err;
+	char	   *token;
 	char	   *url;
 
 	(void) hr_pg_http();		/* may throw: before any flight */
+
+	/* the caller's own token decides what it may be served */
+	memset(&err, 0, sizeof(err));
+	if (hr_prepare_request(s, app, config_var, &token, &err) != HR_OK)
+		hr_pg_report(ERROR, &err);
+	l = palloc0(sizeof(HrLookup));
+	hr_cache_make_key(c, &l->key, api_url, app, config_var, token, s->ca_file);
+	hr_free_secret(token);
 	if (hr_cache_ttl_ms == 0)
-		return resolve_uncached(c, s, api_url, app, config_var, used_var);
+		return resolve_uncached(c, s, &l->key, used_var);
 	check_length("the API URL", api_url, HR_CACHE_API_URL_MAX, app, config_var);
 
-	l = palloc0(sizeof(HrLookup));
 	l->c = c;
 	l->s = s;
-	l->api_url = api_url;
 	l->app = app;
 	l->config_var = config_var;
-	l->hash = hr_cache_key_hash(api_url, app, config_var);
 	l->fresh = fresh;
 	l->min_fetched = fresh ? Max(GetCurrentStatementStartTimestamp(),
 								 hr_cache_fresh_after) : 0;
@@ -543,7 +557,7 @@ hr_cache_resolve(const hr_settings *s, const char *app, const char *config_var,
 				wait_for_flight(l);
 				continue;
 			case STEP_UNCACHED:
-				url = resolve_uncached(c, s, api_url, app, config_var, used_var);
+				url = resolve_uncached(c, s, &l->key, used_var);
 				break;
 			case STEP_LEAD:
 			default:

@@ -10,8 +10,12 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "pg_cache.h"
@@ -39,17 +43,20 @@ heroku_resolver_invalidate(PG_FUNCTION_ARGS)
 			(config_var && strcmp(e->config_var, config_var) != 0))
 			continue;
 		n++;
-		explicit_bzero(e->url, sizeof(e->url));
 		if (e->busy)
 		{
 			/* its flight ends without storing what it brings */
 			e->discard_flight = true;
-			e->has_value = false;
-			e->etag[0] = '\0';
+			hr_cache_wipe_entry(e);
 		}
 		else
+		{
+			hr_cache_wipe_entry(e);
 			memset(e, 0, offsetof(HrCacheEntry, url));
+		}
 	}
+	/* a stored Retry-After must not outlive an operator's decision */
+	memset(c->backoff, 0, sizeof(c->backoff));
 	hr_cache_unlock(c);
 	PG_RETURN_INT32(n);
 }
@@ -123,17 +130,49 @@ heroku_resolver_cache(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* {"role": requests of the last hour, ...} as jsonb; roles since dropped show their OID. */
+static Datum
+role_requests(const HrRoleRate *roles, TimestampTz now)
+{
+	StringInfoData buf;
+	bool		first = true;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < HR_CACHE_ROLE_SLOTS; i++)
+	{
+		int64		n = hr_cache_role_last_hour(&roles[i], now);
+		char	   *name;
+
+		if (n == 0)
+			continue;
+		name = GetUserNameFromId(roles[i].roleid, true);
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		first = false;
+		if (name)
+			escape_json(&buf, name);
+		else
+			appendStringInfo(&buf, "\"%u\"", roles[i].roleid);
+		appendStringInfo(&buf, ": " INT64_FORMAT, n);
+	}
+	appendStringInfoChar(&buf, '}');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
 /* heroku_resolver_status(): one row about the cache, the API and the worker. */
 Datum
 heroku_resolver_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	HrCache    *c = hr_cache_get();
-	Datum		values[12];
-	bool		nulls[12];
+	Datum		values[13];
+	bool		nulls[13];
 	int			entries = 0;
 	TimestampTz backoff_until = 0;
 	TimestampTz now = GetCurrentTimestamp();
+	HrRoleRate	roles[HR_CACHE_ROLE_SLOTS];
 	int			i;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -161,7 +200,11 @@ heroku_resolver_status(PG_FUNCTION_ARGS)
 	nulls[10] = c->worker_pid == 0;
 	values[10] = Int32GetDatum(c->worker_pid);
 	values[11] = timestamp_or_null(c->worker_last_run, &nulls[11]);
+	memcpy(roles, c->roles, sizeof(roles));
 	hr_cache_unlock(c);
+	/* 1.2 added role_requests; a 1.1 definition has 12 columns */
+	if (tupdesc->natts > 12)
+		values[12] = role_requests(roles, now);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -40,6 +40,7 @@ static struct
 {
 	bool		valid;
 	int			min_sslmode;
+	bool		local_ok;
 	char	   *url;
 	char	   *used_var;
 	hr_result	r;
@@ -68,10 +69,12 @@ parse_url(const char *url, const hr_settings *s, const char *app,
 	hr_code		rc;
 
 	if (last_parse.valid && last_parse.min_sslmode == (int) s->min_sslmode &&
+		last_parse.local_ok == hr_allow_local_hosts &&
 		strcmp(last_parse.url, url) == 0 && strcmp(last_parse.used_var, used_var) == 0)
 		return HR_OK;
 
-	rc = hr_result_from_url(url, s->min_sslmode, app, used_var, &r, err);
+	rc = hr_result_from_url_checked(url, s->min_sslmode, hr_allow_local_hosts ? 1 : 0,
+									app, used_var, &r, err);
 	if (rc != HR_OK)
 		return rc;
 	forget_last_parse();
@@ -88,6 +91,7 @@ parse_url(const char *url, const hr_settings *s, const char *app,
 	}
 	last_parse.r = r;
 	last_parse.min_sslmode = (int) s->min_sslmode;
+	last_parse.local_ok = hr_allow_local_hosts;
 	last_parse.valid = true;
 	return HR_OK;
 }

@@ -52,6 +52,7 @@ CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE EXTENSION heroku_resolver;
 ALTER SYSTEM SET heroku.api_url = :'mock_url';
 ALTER SYSTEM SET heroku.api_key_file = :'key_file';
+ALTER SYSTEM SET heroku.allow_local_hosts = on;
 SELECT pg_reload_conf();
 SQL
 
@@ -87,6 +88,7 @@ SELECT * FROM dblink(heroku_dblink_url('myapp'),
                      'SELECT count(*), inet_server_port() FROM orders') AS t(orders bigint, port int);
 ALTER SYSTEM RESET heroku.api_url;
 ALTER SYSTEM RESET heroku.api_key_file;
+ALTER SYSTEM RESET heroku.allow_local_hosts;
 SELECT pg_reload_conf();
 SQL
 echo

@@ -333,6 +333,8 @@ CONF
 		cat >>"$conf" <<CONF
 listen_addresses = '127.0.0.1'
 shared_preload_libraries = '$preload'
+# the "Heroku Postgres" clusters of this environment are local
+heroku.allow_local_hosts = on
 log_min_messages = debug5
 log_error_verbosity = verbose
 CONF

@@ -36,6 +36,7 @@ max_connections = 20
 shared_buffers = 16MB
 lc_messages = 'C'
 timezone = 'UTC'
+heroku.allow_local_hosts = on
 CONF
 
 stop() {

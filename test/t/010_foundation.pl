@@ -33,6 +33,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 session_preload_libraries = 'heroku_resolver'
 heroku.api_url = '$mock_url'
+heroku.allow_local_hosts = on
 heroku.netrc_file = '/dev/null'
 log_min_messages = debug1
 });

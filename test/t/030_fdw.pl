@@ -121,6 +121,7 @@ my $node = PostgreSQL::Test::Cluster->new('fdw');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
 heroku.api_url = '$mock_url'
+heroku.allow_local_hosts = on
 heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'
 log_min_messages = debug1
 log_min_error_statement = error

@@ -33,6 +33,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'heroku_resolver'
 heroku.api_url = '$mock_url'
+heroku.allow_local_hosts = on
 heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'
 heroku.netrc_file = '/dev/null'
 heroku.cache_entries = 32
@@ -173,6 +174,7 @@ my $plain = PostgreSQL::Test::Cluster->new('plain');
 $plain->init;
 $plain->append_conf('postgresql.conf', qq{
 heroku.api_url = '$mock_url'
+heroku.allow_local_hosts = on
 heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'
 heroku.netrc_file = '/dev/null'
 });

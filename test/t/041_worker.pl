@@ -36,6 +36,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'heroku_resolver'
 heroku.api_url = '$mock_url'
+heroku.allow_local_hosts = on
 heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'
 heroku.netrc_file = '/dev/null'
 heroku.refresh_interval = '1s'

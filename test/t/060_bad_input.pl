@@ -26,6 +26,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 session_preload_libraries = 'heroku_resolver'
 heroku.api_url = '$mock_url'
+heroku.allow_local_hosts = on
 heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'
 heroku.cache_ttl = 0
 heroku.timeout = '2s'

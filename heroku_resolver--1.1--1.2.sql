@@ -1,0 +1,24 @@
+/* heroku_resolver--1.1--1.2.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION heroku_resolver UPDATE TO '1.2'" to load this file. \quit
+
+-- heroku_resolver_status() shows each role's Heroku API requests of the last
+-- hour (role_requests), so one role draining the account's budget is seen.
+DROP FUNCTION heroku_resolver_status();
+
+CREATE FUNCTION heroku_resolver_status(
+    OUT preload boolean, OUT entries integer, OUT capacity integer,
+    OUT api_requests bigint, OUT not_modified bigint, OUT rate_limited bigint,
+    OUT ratelimit_remaining bigint, OUT ratelimit_at timestamptz,
+    OUT backoff_until timestamptz,
+    OUT worker_state text, OUT worker_pid integer, OUT worker_last_run timestamptz,
+    OUT role_requests jsonb)
+RETURNS record
+AS 'MODULE_PATHNAME', 'heroku_resolver_status'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION heroku_resolver_status() IS
+'the resolution cache, the Heroku API requests and rate limit (per role over the last hour), and the background refresher';
+
+REVOKE EXECUTE ON FUNCTION heroku_resolver_status() FROM PUBLIC;
