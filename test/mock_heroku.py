@@ -3,10 +3,14 @@
 
 No machine of the project reaches the real API, so the tests point the
 extension at this server.  It serves the endpoints the resolver uses
-(config vars, releases, add-on attachments, rate limits) with the real API's
-headers, errors, authentication, rate limiting and conditional requests, as
-described in shared/HEROKU_API.md.  Where that description leaves a point
-open the mock is stricter than the real service, never looser.
+(config vars, releases, add-on attachments, rate limits, the apps list)
+with the real API's headers, errors, authentication, rate limiting, paging
+and conditional requests, as described in shared/HEROKU_API.md.  Where
+that description leaves a point open the mock is stricter than the real
+service, never looser.
+
+Every config var change is a release of its app: it moves the app's
+released_at in GET /apps.
 
 Control endpoints under /__mock/ (no auth, never counted as API requests)
 let tests change apps and config vars, read request counts, drain rate
@@ -73,6 +77,8 @@ IDLE_TIMEOUT = 60          # seconds a kept-alive connection may sit idle
 HANG_LIMIT = 600           # seconds a "hang" fault holds a request at most
 DEFAULT_OVERSIZE = 10 * 1024 * 1024
 PLAN_NAME = "heroku-postgresql:essential-0"
+STACK = "heroku-24"
+REGION = "us"
 # Fixed namespace so that derived ids (add-ons, releases) are stable across runs.
 ID_NAMESPACE = uuid.UUID("6f1c1e0a-3d2b-4c9e-9a51-5e0d7c4b2f10")
 ADDON_WORDS = ("amorphous", "angular", "clear", "concave", "convex", "cubed",
@@ -88,9 +94,26 @@ ERROR_IDS = {400: "bad_request", 401: "unauthorized", 402: "delinquent",
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 
+def now_micros():
+    """Current time in whole microseconds since the epoch (the mock's stamps)."""
+    return time.time_ns() // 1000
+
+
+def iso_time(micros, precise=False):
+    """A stamp in the API's timestamp format, UTC.
+
+    The API's timestamps have whole seconds.  precise adds the microseconds:
+    an app's released_at and updated_at use it so that two releases made
+    within one second still give different values.
+    """
+    seconds, fraction = divmod(micros, 1000000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return text + (".%06dZ" % fraction if precise else "Z")
+
+
 def now_iso():
     """Current UTC time in the API's timestamp format."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return iso_time(now_micros())
 
 
 def reason(status):
@@ -316,11 +339,16 @@ class State:
     def __init__(self, tokens):
         self.lock = threading.Lock()
         self.tokens = tokens
+        # The mock has no app ownership: every token sees every app (as a
+        # collaborator would).  The first account of the tokens file stands
+        # as the owner of all apps and the actor of every release.
+        self.owner = next(iter(tokens.values()))["email"]
         # The real API keeps one pool per account, so tokens sharing an
         # email share a pool.
         self.pools = {info["email"]: Pool() for info in tokens.values()}
         self.apps = {}
         self.faults = []
+        self.last_stamp = 0
         self.total = 0
         self.by_path = collections.Counter()
         self.not_modified = 0
@@ -328,31 +356,56 @@ class State:
 
     # apps ---------------------------------------------------------------
 
-    def _release(self, app, description, config_vars):
-        app["releases"].append({"version": len(app["releases"]) + 1,
-                                "description": description,
-                                "created_at": now_iso(),
-                                "config_vars": config_vars})
+    def _stamp(self):
+        """Now, strictly later than every stamp before it.
 
-    def put_app(self, name, app_id, config_vars):
-        """Create an app (release 1) or replace an existing one's config vars."""
+        Each release must move its app's released_at, even when the clock
+        has not moved (or went back) since the one before.
+        """
+        self.last_stamp = max(now_micros(), self.last_stamp + 1)
+        return self.last_stamp
+
+    def _release(self, app, description, config_vars):
+        stamp = self._stamp()
+        release = {"version": len(app["releases"]) + 1,
+                   "description": description,
+                   "stamp": stamp,
+                   "created_at": iso_time(stamp),
+                   "config_vars": config_vars}
+        app["releases"].append(release)
+        app["updated"] = stamp
+
+    def put_app(self, name, app_id, config_vars, released=True):
+        """Create an app (release 1) or replace an existing one's config vars.
+
+        released=False creates an app that was never released: no config
+        vars, no releases, released_at null; its first change is release 1.
+        """
         check_app_name(name)
         check_config_vars(config_vars)
         if app_id is not None and (not isinstance(app_id, str) or not UUID_RE.fullmatch(app_id)):
             raise ControlError("id must be a lowercase UUID")
+        if not isinstance(released, bool):
+            raise ControlError("released must be true or false")
+        if not released and config_vars:
+            raise ControlError("an app never released has no config vars")
         with self.lock:
             for other in self.apps.values():
                 if other["id"] == app_id and other["name"] != name:
                     raise ControlError("id already used by app %s" % other["name"])
             app = self.apps.get(name)
             if app is not None and app_id in (None, app["id"]):
+                if not released:
+                    raise ControlError("app %s exists and has been released" % name)
                 self._release(app, "Replace config vars", dict(config_vars))
             else:
                 # A new id under an old name is a new app: fresh history.
+                stamp = self._stamp()
                 app = {"name": name, "id": app_id or str(uuid.uuid4()),
-                       "created_at": now_iso(), "releases": []}
-                self._release(app, "Initial release", dict(config_vars))
+                       "created": stamp, "updated": stamp, "releases": []}
                 self.apps[name] = app
+                if released:
+                    self._release(app, "Initial release", dict(config_vars))
             return self._summary(app)
 
     def patch_vars(self, name, changes):
@@ -370,7 +423,7 @@ class State:
             app = self.apps.get(name)
             if app is None:
                 raise ControlError("no app %s" % name, 404)
-            config_vars = dict(app["releases"][-1]["config_vars"])
+            config_vars = dict(current_vars(app))
             missing = [n for n in unset if n not in config_vars]
             if missing:
                 raise ControlError("cannot unset missing config vars: %s" % ", ".join(missing))
@@ -390,28 +443,37 @@ class State:
             if self.apps.pop(name, None) is None:
                 raise ControlError("no app %s" % name, 404)
 
+    def _find(self, ident):
+        """An app by name or id (the lock held), or None."""
+        if UUID_RE.fullmatch(ident):
+            return next((a for a in self.apps.values() if a["id"] == ident), None)
+        if APP_NAME_RE.fullmatch(ident):
+            return self.apps.get(ident)
+        return None
+
     def find_app(self, ident):
         """An app by name or id, as an immutable snapshot, or None."""
         with self.lock:
-            if UUID_RE.fullmatch(ident):
-                app = next((a for a in self.apps.values() if a["id"] == ident), None)
-            elif APP_NAME_RE.fullmatch(ident):
-                app = self.apps.get(ident)
-            else:
-                app = None
+            app = self._find(ident)
             if app is None:
                 return None
             # Release dicts are never changed once made, so a list copy is a snapshot.
             return dict(app, releases=list(app["releases"]))
 
+    def app_list(self):
+        """Every app as GET /apps shows it."""
+        with self.lock:
+            return [app_object(app, self.owner) for app in self.apps.values()]
+
     @staticmethod
     def _summary(app):
         """What the control API may show of an app: no config var values."""
-        current = app["releases"][-1]
+        releases = app["releases"]
         return {"name": app["name"], "id": app["id"],
-                "config_var_names": sorted(current["config_vars"]),
-                "current_release": current["version"],
-                "releases": [r["version"] for r in app["releases"]]}
+                "config_var_names": sorted(current_vars(app)),
+                "current_release": releases[-1]["version"] if releases else None,
+                "releases": [r["version"] for r in releases],
+                "released_at": iso_time(releases[-1]["stamp"], precise=True) if releases else None}
 
     def summary(self):
         with self.lock:
@@ -540,20 +602,36 @@ def accepts_v3(values):
     return False
 
 
-RANGE_RE = re.compile(r"\s*version\s+(\]?)([0-9]*)\.\.([0-9]*)\s*(?:;(.*))?", re.S)
+RANGE_RE = re.compile(r"\s*([a-z_]+)\s+(\]?)([0-9a-z-]*)\.\.([0-9a-z-]*)\s*(?:;(.*))?", re.S)
+
+# The Range fields each list accepts, the first being its default: each
+# with the pattern its bounds must match and their type.
+RELEASE_RANGES = {"version": (re.compile(r"[0-9]{1,9}"), int)}
+APP_RANGES = {"id": (UUID_RE, str), "name": (APP_NAME_RE, str)}
 
 
-def parse_range(value):
-    """Parse 'version [\\]]START..[END][; order=asc|desc, max=N]'.
+def parse_range(value, fields):
+    """Parse 'FIELD [\\]]START..[END][; order=asc|desc, max=N]' (None: no Range).
 
-    Returns (start, start_exclusive, end, order, max).  Ranges with only an
-    end bound are refused, as the real API stopped supporting them.
+    Returns (field, start, start_exclusive, end, order, max).  Ranges with
+    only an end bound are refused, as the real API stopped supporting them.
+    A malformed header answers 400 bad_request: the error ids the real API
+    is known to use (shared/HEROKU_API.md) have nothing closer, and it is
+    what a client gets for any other malformed request.
     """
+    if value is None:
+        return next(iter(fields)), None, False, None, "asc", DEFAULT_PAGE
     m = RANGE_RE.fullmatch(value)
-    if not m or (m.group(3) and not m.group(2)):
-        raise ApiError(400, "bad_request", "Invalid Range header (only 'version' ranges are accepted).")
+    if not m or m.group(1) not in fields or (m.group(4) and not m.group(3)):
+        raise ApiError(400, "bad_request", "Invalid Range header (this list accepts %s ranges)."
+                       % " or ".join("'%s'" % f for f in fields))
+    field = m.group(1)
+    pattern, kind = fields[field]
+    bounds = [m.group(3) or None, m.group(4) or None]
+    if any(b is not None and not pattern.fullmatch(b) for b in bounds):
+        raise ApiError(400, "bad_request", "Invalid Range header: a bound is no valid %s." % field)
     order, size = "asc", DEFAULT_PAGE
-    for param in re.split(r"[;,]", m.group(4) or ""):
+    for param in re.split(r"[;,]", m.group(5) or ""):
         if not param.strip():
             continue
         key, _, val = (s.strip() for s in param.partition("="))
@@ -563,9 +641,76 @@ def parse_range(value):
             size = min(int(val), MAX_PAGE)
         else:
             raise ApiError(400, "bad_request", "Invalid Range header parameter.")
-    start = int(m.group(2)) if m.group(2) else None
-    end = int(m.group(3)) if m.group(3) else None
-    return start, bool(m.group(1)), end, order, size
+    start, end = (None if b is None else kind(b) for b in bounds)
+    return field, start, bool(m.group(2)), end, order, size
+
+
+def paginate(items, value, fields):
+    """One page of a list, as the API pages it by the Range header value (or None).
+
+    items are dicts holding every field of fields (see parse_range).
+    Returns (status, page, extra headers): 206 with a Next-Range when the
+    list was cut (the client sends it back as its next Range), else 200.
+    """
+    field, start, exclusive, end, order, size = parse_range(value, fields)
+    desc = order == "desc"
+    picked = []
+    for item in sorted(items, key=lambda i: i[field], reverse=desc):
+        v = item[field]
+        # For desc the bounds run downwards: start is the highest value.
+        before = start is not None and ((v > start if desc else v < start)
+                                        or (exclusive and v == start))
+        after = end is not None and (v < end if desc else v > end)
+        if not before and not after:
+            picked.append(item)
+    page = picked[:size]
+    extra = [("Accept-Ranges", ", ".join(fields))]
+    if len(picked) > size:
+        extra.append(("Next-Range", "%s ]%s..%s; %smax=%d"
+                      % (field, page[-1][field], "" if end is None else end,
+                         "order=desc, " if desc else "", size)))
+        return 206, page, extra
+    return 200, page, extra
+
+
+def current_vars(app):
+    """The app's config vars: those of its newest release ({} before the first)."""
+    return app["releases"][-1]["config_vars"] if app["releases"] else {}
+
+
+def account(email):
+    return {"id": derived_id("account", email), "email": email}
+
+
+def app_object(app, owner):
+    """An app as GET /apps shows it (the fields of the real API's app object)."""
+    releases = app["releases"]
+    web_host = "%s-%s" % (app["name"], hashlib.sha256(app["id"].encode()).hexdigest()[:12])
+    return {"acm": False, "archived_at": None,
+            "build_stack": {"id": derived_id("stack", STACK), "name": STACK},
+            "buildpack_provided_description": None,
+            "created_at": iso_time(app["created"]),
+            "git_url": "https://git.heroku.com/%s.git" % app["name"],
+            "id": app["id"], "internal_routing": None, "maintenance": False,
+            "name": app["name"], "organization": None, "owner": account(owner),
+            "region": {"id": derived_id("region", REGION), "name": REGION},
+            "released_at": iso_time(releases[-1]["stamp"], precise=True) if releases else None,
+            "repo_size": None, "slug_size": None, "space": None,
+            "stack": {"id": derived_id("stack", STACK), "name": STACK},
+            "team": None,
+            "updated_at": iso_time(app["updated"], precise=True),
+            "web_url": "https://%s.herokuapp.com/" % web_host}
+
+
+def release_object(app, release, owner):
+    """A release as the API shows it."""
+    return {"id": derived_id(app["id"], "release", str(release["version"])),
+            "version": release["version"], "status": "succeeded",
+            "current": release["version"] == app["releases"][-1]["version"],
+            "description": release["description"],
+            "created_at": release["created_at"], "updated_at": release["created_at"],
+            "app": {"id": app["id"], "name": app["name"]},
+            "user": account(owner)}
 
 
 def addon_attachments(app, inclusions):
@@ -575,7 +720,7 @@ def addon_attachments(app, inclusions):
     a second attachment of the add-on whose URL it equals (the primary), else
     of an add-on of its own.
     """
-    config_vars = app["releases"][-1]["config_vars"]
+    config_vars = current_vars(app)
     owners = {}
     for name, value in config_vars.items():
         m = PG_COLOR_VAR_RE.fullmatch(name)
@@ -758,9 +903,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def ctl_put_app(self, body, name):
         spec = self.json_body(body)
-        if not isinstance(spec, dict) or set(spec) - {"id", "config_vars"}:
-            raise ControlError('body: {"id": optional uuid, "config_vars": {...}}')
-        return self.server.state.put_app(name, spec.get("id"), spec.get("config_vars", {}))
+        if not isinstance(spec, dict) or set(spec) - {"id", "config_vars", "released"}:
+            raise ControlError('body: {"id": optional uuid, "config_vars": {...}, '
+                               '"released": optional false}')
+        return self.server.state.put_app(name, spec.get("id"), spec.get("config_vars", {}),
+                                         spec.get("released", True))
 
     def ctl_delete_app(self, body, name):
         self.server.state.delete_app(name)
@@ -917,11 +1064,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
 
     API_ROUTES = [
-        (re.compile(r"/apps/([^/]+)/config-vars"), "api_config_vars"),
-        (re.compile(r"/apps/([^/]+)/releases"), "api_releases"),
-        (re.compile(r"/apps/([^/]+)/releases/([^/]+)/config-vars"), "api_release_config_vars"),
-        (re.compile(r"/apps/([^/]+)/addon-attachments"), "api_attachments"),
-        (re.compile(r"/account/rate-limits"), "api_rate_limits"),
+        (re.compile(r"/apps"), {"GET": "api_apps"}),
+        (re.compile(r"/apps/([^/]+)/config-vars"), {"GET": "api_config_vars"}),
+        (re.compile(r"/apps/([^/]+)/releases"), {"GET": "api_releases"}),
+        (re.compile(r"/apps/([^/]+)/releases/([^/]+)/config-vars"),
+         {"GET": "api_release_config_vars"}),
+        (re.compile(r"/apps/([^/]+)/addon-attachments"), {"GET": "api_attachments"}),
+        (re.compile(r"/account/rate-limits"), {"GET": "api_rate_limits"}),
     ]
 
     def api_answer(self):
@@ -947,17 +1096,18 @@ class Handler(BaseHTTPRequestHandler):
                                    "Your account reached the API rate limit\n"
                                    "Please wait a few minutes before making new requests",
                                    [("Retry-After", str(retry_after))])
-            for pattern, handler in self.API_ROUTES:
+            for pattern, methods in self.API_ROUTES:
                 m = pattern.fullmatch(self.path_only)
                 if m:
                     break
             else:
                 raise ApiError(404, "not_found", "The requested API endpoint was not found. "
                                "Are you using the right HTTP verb and path?")
-            if self.command != "GET":
+            if self.command not in methods:
+                allowed = ", ".join(methods)
                 raise ApiError(405, "method_not_allowed",
-                               "Only GET is served on this endpoint.", [("Allow", "GET")])
-            status, obj, extra = getattr(self, handler)(info, remaining, *m.groups())
+                               "Only %s is served on this endpoint." % allowed, [("Allow", allowed)])
+            status, obj, extra = getattr(self, methods[self.command])(info, remaining, *m.groups())
         except ApiError as exc:
             body = to_json({"id": exc.error_id, "message": exc.message, "url": ERROR_DOC_URL})
             return exc.status, self.base_headers(remaining) + exc.headers, body
@@ -988,10 +1138,13 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(403, "forbidden",
                            "This token lacks the read-protected scope needed to read config vars.")
 
+    def api_apps(self, info, remaining):
+        return paginate(self.server.state.app_list(), self.headers.get("Range"), APP_RANGES)
+
     def api_config_vars(self, info, remaining, ident):
         app = self.app_or_404(ident)
         self.need_config_scope(info)
-        return 200, app["releases"][-1]["config_vars"], []
+        return 200, current_vars(app), []
 
     def api_release_config_vars(self, info, remaining, ident, version):
         app = self.app_or_404(ident)
@@ -1002,35 +1155,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def api_releases(self, info, remaining, ident):
         app = self.app_or_404(ident)
-        value = self.headers.get("Range")
-        start, exclusive, end, order, size = (parse_range(value) if value is not None
-                                              else (None, False, None, "asc", DEFAULT_PAGE))
-        releases = app["releases"]
-        current = releases[-1]["version"]
-        picked = []
-        for r in (reversed(releases) if order == "desc" else releases):
-            v = r["version"]
-            # For desc the bounds run downwards: start is the highest version.
-            if order == "desc":
-                before = start is not None and (v > start or (exclusive and v == start))
-                after = end is not None and v < end
-            else:
-                before = start is not None and (v < start or (exclusive and v == start))
-                after = end is not None and v > end
-            if not before and not after:
-                picked.append(r)
-        page = picked[:size]
-        items = [{"id": derived_id(app["id"], "release", str(r["version"])),
-                  "version": r["version"], "status": "succeeded",
-                  "current": r["version"] == current, "description": r["description"],
-                  "created_at": r["created_at"], "updated_at": r["created_at"]}
-                 for r in page]
-        extra = [("Accept-Ranges", "version")]
-        if len(picked) > size:
-            extra.append(("Next-Range", "version ]%d..%s; order=%s, max=%d"
-                          % (page[-1]["version"], "" if end is None else end, order, size)))
-            return 206, items, extra
-        return 200, items, extra
+        status, page, extra = paginate(app["releases"], self.headers.get("Range"), RELEASE_RANGES)
+        owner = self.server.state.owner
+        return status, [release_object(app, r, owner) for r in page], extra
 
     def api_attachments(self, info, remaining, ident):
         app = self.app_or_404(ident)

@@ -50,6 +50,11 @@ def call(url, method, path, body=None):
         raise MockError("cannot reach the mock at %s: %s" % (url, reason)) from None
 
 
+def given(**params):
+    """The parameters that are not None: those left as None are not sent."""
+    return {k: v for k, v in params.items() if v is not None}
+
+
 def app_path(app, suffix=""):
     return "/__mock/apps/" + urllib.parse.quote(app, safe="") + suffix
 
@@ -71,10 +76,11 @@ def unset_var(url, app, name):
     return set_vars(url, app, {"__unset__": [name]})
 
 
-def put_app(url, app, config_vars=None, app_id=None):
-    body = {"config_vars": config_vars or {}}
-    if app_id is not None:
-        body["id"] = app_id
+def put_app(url, app, config_vars=None, app_id=None, released=True):
+    """Create or replace an app; released=False makes one never released."""
+    body = dict(given(id=app_id), config_vars=config_vars or {})
+    if not released:
+        body["released"] = False
     return call(url, "PUT", app_path(app), body)
 
 
@@ -86,12 +92,18 @@ def requests(url):
     return call(url, "GET", "/__mock/requests")
 
 
-def counts(url, path=None):
-    """Total API requests, or those whose 'METHOD /path' key holds path."""
+def matching(by_path, path=None, key=None):
+    """Requests whose 'METHOD /path' key holds path, or is key; all without either."""
+    return sum(n for k, n in by_path.items()
+               if (path is None or path in k) and (key is None or k == key))
+
+
+def counts(url, path=None, key=None):
+    """Total API requests, or those whose 'METHOD /path' key holds path (or is key)."""
     answer = requests(url)
-    if path is None:
+    if path is None and key is None:
         return answer["total"]
-    return sum(n for key, n in answer["by_path"].items() if path in key)
+    return matching(answer["by_path"], path, key)
 
 
 def not_modified(url):
@@ -107,19 +119,14 @@ def state(url):
 
 
 def rate_limit(url, remaining, token_email=None, refill_per_minute=None):
-    body = {"remaining": remaining}
-    if token_email is not None:
-        body["token_email"] = token_email
-    if refill_per_minute is not None:
-        body["refill_per_minute"] = refill_per_minute
+    body = dict(given(token_email=token_email, refill_per_minute=refill_per_minute),
+                remaining=remaining)
     call(url, "POST", "/__mock/rate-limit", body)
 
 
 def fault(url, kind, **params):
     """Add one fault; parameters left as None are not sent."""
-    spec = {"kind": kind}
-    spec.update((k, v) for k, v in params.items() if v is not None)
-    call(url, "POST", "/__mock/faults", spec)
+    call(url, "POST", "/__mock/faults", dict(given(**params), kind=kind))
 
 
 def clear_faults(url):
@@ -172,10 +179,13 @@ def build_parser():
     c.add_argument("app", type=text)
     c.add_argument("--id")
     c.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE")
+    c.add_argument("--unreleased", action="store_true",
+                   help="a new app never released (no vars, released_at null)")
     c = sub.add_parser("delete-app")
     c.add_argument("app", type=text)
     c = sub.add_parser("counts", help="print the API request count")
     c.add_argument("--path", type=text, help="only 'METHOD /path' keys holding this")
+    c.add_argument("--key", type=text, help="only this 'METHOD /path' key, e.g. 'GET /apps'")
     sub.add_parser("not-modified", help="print the number of 304 answers")
     sub.add_parser("reset-counts")
     c = sub.add_parser("rate-limit", help="set the remaining rate-limit pool")
@@ -211,11 +221,11 @@ def run(args):
     elif args.cmd == "unset-var":
         unset_var(url, args.app, args.name)
     elif args.cmd == "put-app":
-        put_app(url, args.app, dict(args.var), args.id)
+        put_app(url, args.app, dict(args.var), args.id, not args.unreleased)
     elif args.cmd == "delete-app":
         delete_app(url, args.app)
     elif args.cmd == "counts":
-        return counts(url, args.path)
+        return counts(url, args.path, args.key)
     elif args.cmd == "not-modified":
         return not_modified(url)
     elif args.cmd == "reset-counts":

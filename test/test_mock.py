@@ -527,6 +527,221 @@ class AttachmentTests(MockTest):
         self.assertEqual(self.attachments(app="att-none"), {})
 
 
+# --------------------------------------------------------------- apps list
+
+ISO_SECONDS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
+ISO_MICROS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
+
+
+class AppsListTests(MockTest):
+    """GET /apps; other tests add apps too, so checks compare with a fresh full list."""
+
+    @classmethod
+    def setUpClass(cls):
+        for n in range(5):
+            new_app("list-app-%d" % n, {"DATABASE_URL": "postgres://l:S3cretList%d@h/d" % n})
+
+    def apps(self, range_header=None, token=ALICE, headers=None):
+        h = dict(headers or {})
+        if range_header is not None:
+            h["Range"] = range_header
+        status, headers, body = api("/apps", token=token, headers=h)
+        return status, headers, json.loads(body) if body else None
+
+    def walk(self, first_range):
+        """Every page from first_range on: (statuses, items, Next-Range values)."""
+        statuses, items, ranges, rng = [], [], [], first_range
+        while rng:
+            status, headers, page = self.apps(rng)
+            statuses.append(status)
+            items += page
+            rng = headers["Next-Range"]
+            ranges.append(rng)
+        return statuses, items, ranges
+
+    def test_app_objects(self):
+        status, headers, items = self.apps()
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Accept-Ranges"], "id, name")
+        self.assertRegex(headers["RateLimit-Remaining"], r"^[0-9]+$")
+        app = next(a for a in items if a["name"] == "myapp")
+        self.assertEqual(app["id"], APP_ID)
+        for key in ("id", "name", "released_at", "updated_at", "created_at", "maintenance",
+                    "owner", "region", "stack", "web_url", "build_stack", "git_url"):
+            self.assertIn(key, app)
+        self.assertEqual(app["owner"]["email"], "alice@example.com")   # first account
+        self.assertRegex(app["owner"]["id"], r"^[0-9a-f-]{36}$")
+        self.assertEqual(app["region"]["name"], "us")
+        self.assertEqual(set(app["stack"]), {"id", "name"})
+        self.assertIs(app["maintenance"], False)
+        self.assertRegex(app["web_url"], r"^https://myapp-[0-9a-f]{12}\.herokuapp\.com/$")
+        self.assertRegex(app["created_at"], ISO_SECONDS)
+        self.assertRegex(app["released_at"], ISO_MICROS)
+        self.assertRegex(app["updated_at"], ISO_MICROS)
+        # Every token sees every app; a read-only one too.
+        self.assertEqual({a["id"] for a in self.apps(token=CAROL)[2]}, {a["id"] for a in items})
+
+    def test_pages_by_id(self):
+        everything = self.apps("id ..; max=1000")[2]
+        self.assertEqual([a["id"] for a in everything], sorted(a["id"] for a in everything))
+        self.assertEqual(self.apps()[2], everything)        # the default: id order
+        statuses, items, ranges = self.walk("id ..; max=2")
+        self.assertEqual(items, everything)
+        pages = -(-len(everything) // 2)
+        self.assertEqual(statuses, [206] * (pages - 1) + [200])
+        for n, rng in enumerate(ranges[:-1], 1):
+            self.assertEqual(rng, "id ]%s..; max=2" % everything[2 * n - 1]["id"])
+        self.assertIsNone(ranges[-1])
+
+    def test_pages_by_name_and_desc(self):
+        names = sorted(a["name"] for a in self.apps()[2])
+        statuses, items, ranges = self.walk("name ..; order=desc, max=3")
+        self.assertEqual([a["name"] for a in items], names[::-1])
+        self.assertEqual(statuses[-1], 200)
+        self.assertTrue(all(s == 206 for s in statuses[:-1]))
+        self.assertRegex(ranges[0], r"^name \][a-z0-9-]+\.\.; order=desc, max=3$")
+        self.assertEqual([a["name"] for a in self.walk("name ..; max=4")[1]], names)
+
+    def test_bounds(self):
+        names = lambda rng: [a["name"] for a in self.apps(rng)[2]]   # noqa: E731
+        self.assertEqual(names("name list-app-1..list-app-3"), ["list-app-1", "list-app-2", "list-app-3"])
+        self.assertEqual(names("name ]list-app-1..list-app-3"), ["list-app-2", "list-app-3"])
+        self.assertEqual(names("name list-app-3..list-app-1; order=desc"),
+                         ["list-app-3", "list-app-2", "list-app-1"])
+        self.assertEqual(names("name ]list-app-3..list-app-1; order=desc, max=1"), ["list-app-2"])
+        status, headers, items = self.apps("name ]zzz..")
+        self.assertEqual((status, items), (200, []))
+
+    def test_default_and_largest_page(self):
+        made = ["page-app-%03d" % n for n in range(205 - len(self.apps("id ..; max=1000")[2]))]
+        try:
+            for name in made:
+                mockctl.put_app(url(), name, {})
+            status, headers, items = self.apps()
+            self.assertEqual((status, len(items)), (206, 200))
+            self.assertEqual(headers["Next-Range"], "id ]%s..; max=200" % items[-1]["id"])
+            status, headers, rest = self.apps(headers["Next-Range"])
+            self.assertEqual((status, len(rest)), (200, 5))
+            status, headers, items = self.apps("id ..; max=5000")     # clamped to 1000
+            self.assertEqual((status, len(items)), (200, 205))
+            self.assertIsNone(headers["Next-Range"])
+            self.assertEqual(len(self.apps("id ..; max=1000")[2]), 205)
+        finally:
+            for name in made:
+                mockctl.delete_app(url(), name)
+
+    def test_malformed_range(self):
+        for bad in ("version ..", "id ..%s" % APP_ID, "name A..", "id not-a-uuid..",
+                    "name ..; max=0", "name ..; order=sideways", "name ..; max=x",
+                    "names ..", "id", "bytes=0-10", "name ab..", "id ..; foo=1"):
+            self.assertApiError(api("/apps", headers={"Range": bad}), 400, "bad_request")
+
+    def test_etag_and_not_modified(self):
+        new_app("etag-list-app", {"DATABASE_URL": "postgres://e:S3cretEtagList1@h/d"})
+        status, headers, body = api("/apps")
+        tag = headers["ETag"]
+        self.assertEqual(tag, '"%s"' % hashlib.sha256(body).hexdigest()[:32])
+        before = mockctl.not_modified(url())
+        status, headers, body = api("/apps", headers={"If-None-Match": tag})
+        self.assertEqual((status, body), (304, b""))
+        self.assertEqual(headers["ETag"], tag)
+        self.assertIsNotNone(headers["RateLimit-Remaining"])
+        self.assertEqual(mockctl.not_modified(url()), before + 1)
+        # A cut page has a tag of its own.
+        status, headers, _ = api("/apps", headers={"Range": "name ..; max=1"})
+        self.assertEqual(status, 206)
+        self.assertEqual(api("/apps", headers={"Range": "name ..; max=1",
+                                               "If-None-Match": headers["ETag"]})[0], 304)
+        # A rotation moves released_at: a new body, a new tag.
+        set_var("etag-list-app", "DATABASE_URL", "postgres://e:S3cretEtagList2@h/d")
+        status, headers, _ = api("/apps", headers={"If-None-Match": tag})
+        self.assertEqual(status, 200)
+        self.assertNotEqual(headers["ETag"], tag)
+
+    def test_released_at_moves_with_each_release(self):
+        new_app("moving-app", {"DATABASE_URL": "postgres://m:S3cretMove0@h/d"})
+
+        def listed():
+            return next(a for a in self.apps()[2] if a["name"] == "moving-app")
+        seen = [listed()]
+        # Releases within one second still move released_at (and updated_at).
+        for n in range(1, 4):
+            set_var("moving-app", "DATABASE_URL", "postgres://m:S3cretMove%d@h/d" % n)
+            seen.append(listed())
+        for older, newer in zip(seen, seen[1:]):
+            self.assertGreater(newer["released_at"], older["released_at"])
+            self.assertGreater(newer["updated_at"], older["updated_at"])
+            self.assertEqual(newer["created_at"], older["created_at"])
+        # The newest release is that time, in whole seconds.
+        status, _, body = api("/apps/moving-app/releases", headers={"Range": "version ..; order=desc, max=1"})
+        newest = json.loads(body)[0]
+        self.assertEqual((newest["version"], newest["current"]), (4, True))
+        self.assertEqual(newest["created_at"], seen[-1]["released_at"][:19] + "Z")
+        self.assertEqual(newest["app"], {"id": seen[-1]["id"], "name": "moving-app"})
+        self.assertEqual(mockctl.state(url())["apps"]["moving-app"]["released_at"], seen[-1]["released_at"])
+        # Replacing all config vars is a release too.
+        mockctl.put_app(url(), "moving-app", {"DATABASE_URL": "postgres://m:S3cretMove9@h/d"})
+        self.assertGreater(listed()["released_at"], seen[-1]["released_at"])
+
+    def test_never_released_app(self):
+        answer = mockctl.put_app(url(), "unreleased-app", released=False)
+        self.assertEqual((answer["releases"], answer["current_release"]), ([], None))
+        app = next(a for a in self.apps()[2] if a["name"] == "unreleased-app")
+        self.assertIsNone(app["released_at"])
+        self.assertRegex(app["updated_at"], ISO_MICROS)
+        self.assertEqual(json.loads(api("/apps/unreleased-app/config-vars")[2]), {})
+        self.assertEqual(json.loads(api("/apps/unreleased-app/releases")[2]), [])
+        self.assertApiError(api("/apps/unreleased-app/releases/1/config-vars"), 404, "not_found")
+        self.assertEqual(json.loads(api("/apps/unreleased-app/addon-attachments")[2]), [])
+        SECRET_VALUES.add("postgres://u:S3cretFirstRelease@h/d")
+        mockctl.set_var(url(), "unreleased-app", "DATABASE_URL", "postgres://u:S3cretFirstRelease@h/d")
+        app = next(a for a in self.apps()[2] if a["name"] == "unreleased-app")
+        self.assertRegex(app["released_at"], ISO_MICROS)
+        self.assertEqual([r["version"] for r in json.loads(api("/apps/unreleased-app/releases")[2])], [1])
+        for call, message in ((lambda: mockctl.put_app(url(), "unreleased-app", released=False), "exists"),
+                              (lambda: mockctl.put_app(url(), "unreleased-2", {"A": "b"}, released=False),
+                               "no config vars")):
+            with self.assertRaisesRegex(mockctl.MockError, message):
+                call()
+
+    def test_headers_auth_and_methods(self):
+        self.assertApiError(api("/apps", token=None), 401, "unauthorized")
+        self.assertApiError(api("/apps", token="HRKU-nobody"), 401, "unauthorized")
+        self.assertApiError(api("/apps", headers={"Accept": "application/json"}), 406, "not_acceptable")
+        self.assertApiError(api("/apps", headers={"User-Agent": None}), 400, "bad_request")
+        answer = api("/apps", method="POST", body=b"{}")
+        self.assertApiError(answer, 405, "method_not_allowed")
+        self.assertEqual(answer[1]["Allow"], "GET")
+        self.assertApiError(api("/apps/"), 404, "not_found")
+
+    def test_each_page_takes_a_token(self):
+        try:
+            mockctl.rate_limit(url(), 3, token_email="dave@example.com", refill_per_minute=0)
+            seen = []
+            for rng in ("name ..; max=1", "name ..; max=2", None):
+                status, headers, _ = self.apps(rng, token=DAVE)
+                seen.append((status, headers["RateLimit-Remaining"]))
+            self.assertEqual(seen, [(206, "2"), (206, "1"), (200, "0")])
+            answer = api("/apps", token=DAVE)
+            self.assertApiError(answer, 429, "rate_limit")
+            self.assertEqual(answer[1]["Retry-After"], "60")
+            self.assertEqual(answer[1]["RateLimit-Remaining"], "0")
+        finally:
+            mockctl.rate_limit(url(), 4500, token_email="dave@example.com", refill_per_minute=75)
+
+    def test_counted_under_their_own_key(self):
+        mockctl.reset_counts(url())
+        api("/apps")
+        api("/apps", headers={"Range": "name ..; max=1"})
+        api("/apps/myapp/config-vars")
+        self.assertEqual(mockctl.requests(url())["by_path"]["GET /apps"], 2)
+        self.assertEqual(mockctl.counts(url(), key="GET /apps"), 2)
+        self.assertEqual(mockctl.counts(url(), path="GET /apps"), 3)   # a substring: both
+        r = subprocess.run([sys.executable, MOCKCTL, "--url", url(), "counts", "--key", "GET /apps"],
+                           capture_output=True, timeout=30)
+        self.assertEqual((r.returncode, r.stdout), (0, b"2\n"))
+
+
 # ------------------------------------------------------------- rate limits
 
 class RateLimitTests(MockTest):
