@@ -13,8 +13,9 @@ Every config var change is a release of its app: it moves the app's
 released_at in GET /apps.
 
 Control endpoints under /__mock/ (no auth, never counted as API requests)
-let tests change apps and config vars, read request counts, drain rate
-limits and inject network faults (delays, hangs, drops, truncation, ...).
+let tests change apps and config vars, read request counts and rates,
+drain rate limits and inject network faults (delays, hangs, drops,
+truncation, ...).
 
 Usage:
     mock_heroku.py --port 54380 [--host 127.0.0.1]
@@ -353,6 +354,8 @@ class State:
         self.by_path = collections.Counter()
         self.not_modified = 0
         self.log = collections.deque(maxlen=LOG_KEEP)
+        self.since = now_micros()
+        self.since_clock = time.monotonic()
 
     # apps ---------------------------------------------------------------
 
@@ -563,12 +566,25 @@ class State:
             return {"total": self.total, "by_path": dict(self.by_path),
                     "not_modified": self.not_modified, "log": list(self.log)}
 
+    def stats(self):
+        """Counts since the last reset with the time they took, for rates per hour."""
+        with self.lock:
+            seconds = round(max(time.monotonic() - self.since_clock, 1e-6), 6)
+            return {"since": iso_time(self.since, precise=True),
+                    "seconds": seconds,
+                    "api_requests": self.total,
+                    "api_requests_per_hour": round(self.total * 3600.0 / seconds, 1),
+                    "by_path": dict(self.by_path),
+                    "not_modified": self.not_modified}
+
     def reset_counts(self):
         with self.lock:
             self.total = 0
             self.by_path.clear()
             self.not_modified = 0
             self.log.clear()
+            self.since = now_micros()
+            self.since_clock = time.monotonic()
 
 
 class LogFile:
@@ -863,6 +879,7 @@ class Handler(BaseHTTPRequestHandler):
         (re.compile(r"/__mock/apps/([^/]+)/config-vars"), {"PATCH": "ctl_patch_vars"}),
         (re.compile(r"/__mock/rate-limit"), {"POST": "ctl_rate_limit"}),
         (re.compile(r"/__mock/faults"), {"POST": "ctl_add_faults", "DELETE": "ctl_clear_faults"}),
+        (re.compile(r"/__mock/stats"), {"GET": "ctl_stats"}),
     ]
 
     def control(self, body):
@@ -923,6 +940,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def ctl_clear_faults(self, body):
         self.server.state.clear_faults()
+
+    def ctl_stats(self, body):
+        return self.server.state.stats()
 
     # API -------------------------------------------------------------------
 

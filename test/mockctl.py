@@ -7,8 +7,8 @@ test code (every command is a function taking the mock's base URL first).
     mockctl.py [--url URL] CMD ...
 
 URL defaults to $HEROKU_MOCK_URL, else http://127.0.0.1:54380.  Quiet on
-success unless the command prints a number; on failure one line on stderr
-and a non-zero exit.  Standard library only.
+success unless the command prints a number or JSON (one line); on failure
+one line on stderr and a non-zero exit.  Standard library only.
 """
 
 import argparse
@@ -106,6 +106,17 @@ def counts(url, path=None, key=None):
     return matching(answer["by_path"], path, key)
 
 
+def stats(url):
+    """Counts since the last reset-counts and the seconds they took."""
+    return call(url, "GET", "/__mock/stats")
+
+
+def per_hour(url, path=None, key=None):
+    """API requests per hour since the last reset-counts (or the mock's start)."""
+    answer = stats(url)
+    return round(matching(answer["by_path"], path, key) * 3600.0 / answer["seconds"], 1)
+
+
 def not_modified(url):
     return requests(url)["not_modified"]
 
@@ -183,9 +194,12 @@ def build_parser():
                    help="a new app never released (no vars, released_at null)")
     c = sub.add_parser("delete-app")
     c.add_argument("app", type=text)
-    c = sub.add_parser("counts", help="print the API request count")
-    c.add_argument("--path", type=text, help="only 'METHOD /path' keys holding this")
-    c.add_argument("--key", type=text, help="only this 'METHOD /path' key, e.g. 'GET /apps'")
+    for cmd in ("counts", "per-hour"):
+        c = sub.add_parser(cmd, help="print the API request count" if cmd == "counts" else
+                           "print API requests per hour since reset-counts")
+        c.add_argument("--path", type=text, help="only 'METHOD /path' keys holding this")
+        c.add_argument("--key", type=text, help="only this 'METHOD /path' key, e.g. 'GET /apps'")
+    sub.add_parser("stats", help="print counts and seconds since reset-counts as JSON")
     sub.add_parser("not-modified", help="print the number of 304 answers")
     sub.add_parser("reset-counts")
     c = sub.add_parser("rate-limit", help="set the remaining rate-limit pool")
@@ -226,6 +240,10 @@ def run(args):
         delete_app(url, args.app)
     elif args.cmd == "counts":
         return counts(url, args.path, args.key)
+    elif args.cmd == "per-hour":
+        return per_hour(url, args.path, args.key)
+    elif args.cmd == "stats":
+        return json.dumps(stats(url))
     elif args.cmd == "not-modified":
         return not_modified(url)
     elif args.cmd == "reset-counts":

@@ -861,6 +861,37 @@ class ControlTests(MockTest):
         for value in SECRET_VALUES:
             self.assertNotIn(value, text)
 
+    def test_stats_give_rates_per_hour(self):
+        mockctl.reset_counts(url())
+        first = mockctl.stats(url())
+        self.assertRegex(first["since"], ISO_MICROS)
+        self.assertEqual((first["api_requests"], first["by_path"]), (0, {}))
+        api("/apps")
+        api("/apps/myapp/config-vars")
+        tag = api("/apps/myapp/config-vars")[1]["ETag"]
+        api("/apps/myapp/config-vars", headers={"If-None-Match": tag})
+        answer = mockctl.stats(url())
+        self.assertEqual(answer["api_requests"], 4)
+        self.assertEqual(answer["by_path"], {"GET /apps": 1, "GET /apps/myapp/config-vars": 3})
+        self.assertEqual(answer["not_modified"], 1)
+        self.assertGreater(answer["seconds"], first["seconds"])
+        self.assertEqual(answer["api_requests_per_hour"], round(4 * 3600 / answer["seconds"], 1))
+        # mockctl per-hour: measured between the two stats calls around it.
+        before = mockctl.stats(url())["seconds"]
+        rate = mockctl.per_hour(url(), path="config-vars")
+        after = mockctl.stats(url())["seconds"]
+        self.assertTrue(3 * 3600 / after - 0.1 <= rate <= 3 * 3600 / before + 0.1, rate)
+        r = subprocess.run([sys.executable, MOCKCTL, "--url", url(), "per-hour", "--key", "GET /apps"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreater(float(r.stdout), 0)
+        r = subprocess.run([sys.executable, MOCKCTL, "--url", url(), "stats"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(json.loads(r.stdout)["by_path"]["GET /apps"], 1)
+        # reset-counts starts the clock again.
+        mockctl.reset_counts(url())
+        self.assertLess(mockctl.stats(url())["seconds"], answer["seconds"])
+
     def test_put_app_replaces_or_recreates(self):
         new_app("put-app", {"A": "S3cretPutOne"}, "11111111-2222-4333-8444-555555555555")
         answer = mockctl.put_app(url(), "put-app", {"B": "S3cretPutTwo"})
