@@ -3,26 +3,40 @@
 
 No machine of the project reaches the real API, so the tests point the
 extension at this server.  It serves the endpoints the resolver uses
-(config vars, releases, add-on attachments, rate limits) with the real API's
-headers, errors, authentication, rate limiting and conditional requests, as
-described in shared/HEROKU_API.md.  Where that description leaves a point
-open the mock is stricter than the real service, never looser.
+(config vars, releases, add-on attachments, rate limits, the apps list,
+app webhooks) with the real API's headers, errors, authentication, rate
+limiting, paging and conditional requests, as described in
+shared/HEROKU_API.md.  Where that description leaves a point open the mock
+is stricter than the real service, never looser.
+
+Every config var change is a release of its app: it moves the app's
+released_at in GET /apps and sends an api:release event, from a background
+thread, to each webhook subscribed to it (signed with the webhook's
+secret; sync webhooks are retried with back-off).
 
 Control endpoints under /__mock/ (no auth, never counted as API requests)
-let tests change apps and config vars, read request counts, drain rate
-limits and inject network faults (delays, hangs, drops, truncation, ...).
+let tests change apps and config vars, read request counts and rates,
+drain rate limits, inject network faults (delays, hangs, drops,
+truncation, ...), subscribe webhooks and read every delivery attempt.
 
 Usage:
     mock_heroku.py --port 54380 [--host 127.0.0.1]
         [--tls-port 54381 --tls-cert FILE --tls-key FILE]
         --tokens-file FILE [--data FILE] [--pidfile FILE] [--log FILE]
+        [--webhook-ca FILE]
+
+Webhook delivery settings from the environment (also settable through
+POST /__mock/webhook-settings): HEROKU_MOCK_WEBHOOK_BACKOFF (seconds before
+the first retry of a sync webhook, doubled for each next one; default 1),
+HEROKU_MOCK_WEBHOOK_ATTEMPTS (attempts at most; default 5),
+HEROKU_MOCK_WEBHOOK_TIMEOUT (seconds per attempt; default 10).
 
 tokens file: {"<token>": {"email": "a@b.c", "scope": "global"}}, scope one of
 global, read-protected, read.
 data file:   {"apps": {"myapp": {"id": "<uuid>", "config_vars": {...}}}}
 
 Nothing secret is printed or logged: no token, no Authorization header, no
-config var value.  Python 3 standard library only.
+config var value, no webhook secret or URL.  Python 3 standard library only.
 """
 
 import argparse
@@ -31,7 +45,9 @@ import binascii
 import collections
 import email.utils
 import hashlib
+import hmac
 import http
+import http.client
 import ipaddress
 import json
 import math
@@ -46,7 +62,7 @@ import time
 import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 API_MEDIA_TYPE = "application/vnd.heroku+json"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -73,6 +89,8 @@ IDLE_TIMEOUT = 60          # seconds a kept-alive connection may sit idle
 HANG_LIMIT = 600           # seconds a "hang" fault holds a request at most
 DEFAULT_OVERSIZE = 10 * 1024 * 1024
 PLAN_NAME = "heroku-postgresql:essential-0"
+STACK = "heroku-24"
+REGION = "us"
 # Fixed namespace so that derived ids (add-ons, releases) are stable across runs.
 ID_NAMESPACE = uuid.UUID("6f1c1e0a-3d2b-4c9e-9a51-5e0d7c4b2f10")
 ADDON_WORDS = ("amorphous", "angular", "clear", "concave", "convex", "cubed",
@@ -80,17 +98,35 @@ ADDON_WORDS = ("amorphous", "angular", "clear", "concave", "convex", "cubed",
                "round", "shallow", "solid", "spherical", "symmetrical",
                "transparent", "triangular", "vertical")
 
-# Error ids the real API uses for each status (HEROKU_API.md, "Errors").
+# Error ids the real API uses for each status (HEROKU_API.md, "Errors"),
+# and 422 invalid_params, its answer to bad parameters of a change.
 ERROR_IDS = {400: "bad_request", 401: "unauthorized", 402: "delinquent",
              403: "forbidden", 404: "not_found", 406: "not_acceptable",
-             429: "rate_limit", 500: "internal_server_error",
+             422: "invalid_params", 429: "rate_limit", 500: "internal_server_error",
              503: "service_unavailable"}
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 
+def now_micros():
+    """Current time in whole microseconds since the epoch (the mock's stamps)."""
+    return time.time_ns() // 1000
+
+
+def iso_time(micros, precise=False):
+    """A stamp in the API's timestamp format, UTC.
+
+    The API's timestamps have whole seconds.  precise adds the microseconds:
+    an app's released_at and updated_at use it so that two releases made
+    within one second still give different values.
+    """
+    seconds, fraction = divmod(micros, 1000000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return text + (".%06dZ" % fraction if precise else "Z")
+
+
 def now_iso():
     """Current UTC time in the API's timestamp format."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return iso_time(now_micros())
 
 
 def reason(status):
@@ -253,6 +289,93 @@ def parse_fault(spec):
     return fault
 
 
+# What app webhooks may subscribe to (the entities of the real API); the
+# mock only ever sends api:release events.
+WEBHOOK_ENTITIES = ("api:addon", "api:addon-attachment", "api:app", "api:build",
+                    "api:collaborator", "api:domain", "api:dyno", "api:formation",
+                    "api:release", "api:sni-endpoint", "dyno")
+WEBHOOK_LEVELS = ("notify", "sync")
+
+
+def parse_webhook(spec):
+    """Validate a webhook subscription (API or control body); returns it normalised.
+
+    Stricter than the real API where unsure: unknown parameters, URLs with
+    user info and empty secrets are refused.
+    """
+    if not isinstance(spec, dict):
+        raise ControlError("body must be a JSON object")
+    unknown = set(spec) - {"include", "level", "url", "secret", "authorization"}
+    if unknown:
+        raise ControlError("unknown parameters: %s" % ", ".join(sorted(unknown)))
+    include = spec.get("include")
+    if (not isinstance(include, list) or not include
+            or not all(isinstance(e, str) and e in WEBHOOK_ENTITIES for e in include)):
+        raise ControlError("include must be a non-empty list of: " + ", ".join(WEBHOOK_ENTITIES))
+    if spec.get("level") not in WEBHOOK_LEVELS:
+        raise ControlError("level must be one of: " + ", ".join(WEBHOOK_LEVELS))
+    url = spec.get("url")
+    if not isinstance(url, str) or re.search(r"[\s\x00-\x1f\x7f]", url) or not url.isascii():
+        raise ControlError("url must be an ASCII string without spaces or control characters")
+    parts = urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        raise ControlError("url has a bad port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        raise ControlError("url must be http:// or https:// with a host and no user info")
+    hook = {"include": list(dict.fromkeys(include)), "level": spec["level"], "url": url}
+    for key in ("secret", "authorization"):
+        value = spec.get(key)
+        if value is not None:
+            check_header_text(value, key)
+            if not value:
+                raise ControlError("%s must not be empty (leave it out or null)" % key)
+        hook[key] = value
+    return hook
+
+
+# Delivery of webhook notifications: seconds before the first retry of a
+# sync webhook (doubled for each next one), attempts at most, seconds one
+# attempt may take.  Each can be set from the environment at start and by
+# the control interface later; tests make them small.
+WEBHOOK_DEFAULTS = {"backoff": 1.0, "max_attempts": 5, "timeout": 10.0}
+WEBHOOK_ENV = {"backoff": "HEROKU_MOCK_WEBHOOK_BACKOFF",
+               "max_attempts": "HEROKU_MOCK_WEBHOOK_ATTEMPTS",
+               "timeout": "HEROKU_MOCK_WEBHOOK_TIMEOUT"}
+MAX_BACKOFF = 3600
+
+
+def parse_webhook_settings(spec, base):
+    """base with the settings spec gives, each checked."""
+    if not isinstance(spec, dict) or set(spec) - set(WEBHOOK_DEFAULTS):
+        raise ControlError("body: {[backoff], [max_attempts], [timeout]}")
+    settings = dict(base)
+    if "backoff" in spec:
+        settings["backoff"] = number(spec, "backoff", None, 0, MAX_BACKOFF)
+    if "max_attempts" in spec:
+        settings["max_attempts"] = number(spec, "max_attempts", None, 1, 100, integer=True)
+    if "timeout" in spec:
+        settings["timeout"] = number(spec, "timeout", None, 0.01, HANG_LIMIT)
+    return settings
+
+
+def webhook_settings_from_env(environ):
+    """The delivery settings, WEBHOOK_DEFAULTS overridden by HEROKU_MOCK_WEBHOOK_*."""
+    settings = dict(WEBHOOK_DEFAULTS)
+    for key, var in WEBHOOK_ENV.items():
+        text = environ.get(var)
+        if not text:
+            continue
+        try:
+            value = int(text) if key == "max_attempts" else float(text)
+            settings = parse_webhook_settings({key: value}, settings)
+        except (ValueError, ControlError) as exc:
+            detail = exc.message if isinstance(exc, ControlError) else "not a number"
+            raise ControlError("%s: %s" % (var, detail)) from None
+    return settings
+
+
 def load_tokens(path):
     """Read the tokens file; errors never quote a token."""
     try:
@@ -313,46 +436,84 @@ class Pool:
 class State:
     """Everything the mock holds; what can change is only touched under self.lock."""
 
-    def __init__(self, tokens):
+    def __init__(self, tokens, notifier):
         self.lock = threading.Lock()
         self.tokens = tokens
+        # The mock has no app ownership: every token sees every app (as a
+        # collaborator would).  The first account of the tokens file stands
+        # as the owner of all apps and the actor of every release.
+        self.owner = next(iter(tokens.values()))["email"]
+        self.notifier = notifier
         # The real API keeps one pool per account, so tokens sharing an
         # email share a pool.
         self.pools = {info["email"]: Pool() for info in tokens.values()}
         self.apps = {}
+        self.webhooks = {}
         self.faults = []
+        self.last_stamp = 0
         self.total = 0
         self.by_path = collections.Counter()
         self.not_modified = 0
         self.log = collections.deque(maxlen=LOG_KEEP)
+        self.since = now_micros()
+        self.since_clock = time.monotonic()
 
     # apps ---------------------------------------------------------------
 
-    def _release(self, app, description, config_vars):
-        app["releases"].append({"version": len(app["releases"]) + 1,
-                                "description": description,
-                                "created_at": now_iso(),
-                                "config_vars": config_vars})
+    def _stamp(self):
+        """Now, strictly later than every stamp before it.
 
-    def put_app(self, name, app_id, config_vars):
-        """Create an app (release 1) or replace an existing one's config vars."""
+        Each release must move its app's released_at, even when the clock
+        has not moved (or went back) since the one before.
+        """
+        self.last_stamp = max(now_micros(), self.last_stamp + 1)
+        return self.last_stamp
+
+    def _release(self, app, description, config_vars):
+        stamp = self._stamp()
+        release = {"version": len(app["releases"]) + 1,
+                   "description": description,
+                   "stamp": stamp,
+                   "created_at": iso_time(stamp),
+                   "config_vars": config_vars}
+        app["releases"].append(release)
+        app["updated"] = stamp
+        self._announce(app, release)
+
+    def put_app(self, name, app_id, config_vars, released=True):
+        """Create an app (release 1) or replace an existing one's config vars.
+
+        released=False creates an app that was never released: no config
+        vars, no releases, released_at null; its first change is release 1.
+        """
         check_app_name(name)
         check_config_vars(config_vars)
         if app_id is not None and (not isinstance(app_id, str) or not UUID_RE.fullmatch(app_id)):
             raise ControlError("id must be a lowercase UUID")
+        if not isinstance(released, bool):
+            raise ControlError("released must be true or false")
+        if not released and config_vars:
+            raise ControlError("an app never released has no config vars")
         with self.lock:
             for other in self.apps.values():
                 if other["id"] == app_id and other["name"] != name:
                     raise ControlError("id already used by app %s" % other["name"])
             app = self.apps.get(name)
             if app is not None and app_id in (None, app["id"]):
+                if not released:
+                    raise ControlError("app %s exists and has been released" % name)
                 self._release(app, "Replace config vars", dict(config_vars))
             else:
-                # A new id under an old name is a new app: fresh history.
+                # A new id under an old name is a new app: fresh history, and
+                # the old app's webhooks go with it.
+                if app is not None:
+                    self._drop_webhooks(app["id"])
+                stamp = self._stamp()
                 app = {"name": name, "id": app_id or str(uuid.uuid4()),
-                       "created_at": now_iso(), "releases": []}
-                self._release(app, "Initial release", dict(config_vars))
+                       "created": stamp, "updated": stamp, "releases": []}
                 self.apps[name] = app
+                if released:
+                    self._release(app, "Initial release", dict(config_vars))
             return self._summary(app)
 
     def patch_vars(self, name, changes):
@@ -370,7 +531,7 @@ class State:
             app = self.apps.get(name)
             if app is None:
                 raise ControlError("no app %s" % name, 404)
-            config_vars = dict(app["releases"][-1]["config_vars"])
+            config_vars = dict(current_vars(app))
             missing = [n for n in unset if n not in config_vars]
             if missing:
                 raise ControlError("cannot unset missing config vars: %s" % ", ".join(missing))
@@ -387,31 +548,114 @@ class State:
 
     def delete_app(self, name):
         with self.lock:
-            if self.apps.pop(name, None) is None:
+            app = self.apps.pop(name, None)
+            if app is None:
                 raise ControlError("no app %s" % name, 404)
+            self._drop_webhooks(app["id"])
+
+    def _find(self, ident):
+        """An app by name or id (the lock held), or None."""
+        if UUID_RE.fullmatch(ident):
+            return next((a for a in self.apps.values() if a["id"] == ident), None)
+        if APP_NAME_RE.fullmatch(ident):
+            return self.apps.get(ident)
+        return None
 
     def find_app(self, ident):
         """An app by name or id, as an immutable snapshot, or None."""
         with self.lock:
-            if UUID_RE.fullmatch(ident):
-                app = next((a for a in self.apps.values() if a["id"] == ident), None)
-            elif APP_NAME_RE.fullmatch(ident):
-                app = self.apps.get(ident)
-            else:
-                app = None
+            app = self._find(ident)
             if app is None:
                 return None
             # Release dicts are never changed once made, so a list copy is a snapshot.
             return dict(app, releases=list(app["releases"]))
 
+    def app_list(self):
+        """Every app as GET /apps shows it."""
+        with self.lock:
+            return [app_object(app, self.owner) for app in self.apps.values()]
+
     @staticmethod
     def _summary(app):
         """What the control API may show of an app: no config var values."""
-        current = app["releases"][-1]
+        releases = app["releases"]
         return {"name": app["name"], "id": app["id"],
-                "config_var_names": sorted(current["config_vars"]),
-                "current_release": current["version"],
-                "releases": [r["version"] for r in app["releases"]]}
+                "config_var_names": sorted(current_vars(app)),
+                "current_release": releases[-1]["version"] if releases else None,
+                "releases": [r["version"] for r in releases],
+                "released_at": iso_time(releases[-1]["stamp"], precise=True) if releases else None}
+
+    # webhooks -----------------------------------------------------------
+
+    def add_webhook(self, ident, spec):
+        """Subscribe a URL to an app's events; returns the webhook as the API shows it."""
+        hook = parse_webhook(spec)
+        with self.lock:
+            app = self._find(ident)
+            if app is None:
+                raise ControlError("no app %s" % ident, 404)
+            if any(h["app_id"] == app["id"] and h["url"] == hook["url"]
+                   for h in self.webhooks.values()):
+                raise ControlError("url: this app already has a webhook for that URL")
+            hook.update(id=str(uuid.uuid4()), app_id=app["id"], created_at=now_iso())
+            self.webhooks[hook["id"]] = hook
+            return webhook_object(hook, app)
+
+    def _webhook(self, ident, hook_id):
+        """The lock held: (webhook, app) or ControlError 404."""
+        app = self._find(ident)
+        hook = self.webhooks.get(hook_id)
+        if app is None or hook is None or hook["app_id"] != app["id"]:
+            raise ControlError("Couldn't find that webhook.", 404)
+        return hook, app
+
+    def get_webhook(self, ident, hook_id):
+        with self.lock:
+            return webhook_object(*self._webhook(ident, hook_id))
+
+    def remove_webhook(self, ident, hook_id):
+        """Unsubscribe; deliveries of it still waiting for a retry are skipped."""
+        with self.lock:
+            hook, app = self._webhook(ident, hook_id)
+            del self.webhooks[hook_id]
+            self.notifier.cancel(hook_id)
+            return webhook_object(hook, app)
+
+    def list_webhooks(self, ident=None):
+        """The webhooks of one app, or of all apps (ident None)."""
+        with self.lock:
+            apps = {a["id"]: a for a in self.apps.values()}
+            app = self._find(ident) if ident is not None else None
+            if ident is not None and app is None:
+                raise ControlError("no app %s" % ident, 404)
+            return [webhook_object(h, apps[h["app_id"]]) for h in self.webhooks.values()
+                    if app is None or h["app_id"] == app["id"]]
+
+    def _drop_webhooks(self, app_id):
+        """An app is gone: so are its webhooks (the lock held)."""
+        for hook_id in [i for i, h in self.webhooks.items() if h["app_id"] == app_id]:
+            del self.webhooks[hook_id]
+            self.notifier.cancel(hook_id)
+
+    def _announce(self, app, release):
+        """Send an api:release create event to each webhook of the app that wants it."""
+        hooks = [dict(h) for h in self.webhooks.values()
+                 if h["app_id"] == app["id"] and "api:release" in h["include"]]
+        if not hooks:
+            return
+        event = {"id": str(uuid.uuid4()), "action": "create",
+                 "actor": account(self.owner),
+                 "created_at": release["created_at"],
+                 "data": release_object(app, release, self.owner),
+                 "previous_data": {},
+                 "published_at": now_iso(),
+                 "resource": "release",
+                 # null, as in Heroku's documented examples: a receiver
+                 # must not count on events numbered in order.
+                 "sequence": None,
+                 "updated_at": release["created_at"],
+                 "version": "%s; version=3" % API_MEDIA_TYPE}
+        self.notifier.publish(event, "api:release", hooks)
 
     def summary(self):
         with self.lock:
@@ -501,12 +745,28 @@ class State:
             return {"total": self.total, "by_path": dict(self.by_path),
                     "not_modified": self.not_modified, "log": list(self.log)}
 
+    def stats(self):
+        """Counts since the last reset with the time they took, for rates per hour."""
+        with self.lock:
+            seconds = round(max(time.monotonic() - self.since_clock, 1e-6), 6)
+            answer = {"since": iso_time(self.since, precise=True),
+                      "seconds": seconds,
+                      "api_requests": self.total,
+                      "api_requests_per_hour": round(self.total * 3600.0 / seconds, 1),
+                      "by_path": dict(self.by_path),
+                      "not_modified": self.not_modified}
+        answer["webhooks"] = self.notifier.counts()
+        return answer
+
     def reset_counts(self):
         with self.lock:
             self.total = 0
             self.by_path.clear()
             self.not_modified = 0
             self.log.clear()
+            self.since = now_micros()
+            self.since_clock = time.monotonic()
+        self.notifier.reset_counts()
 
 
 class LogFile:
@@ -520,6 +780,158 @@ class LogFile:
         with self.lock:
             self.stream.write("%s %s\n" % (now_iso(), text))
             self.stream.flush()
+
+
+# ----------------------------------------------------------------- webhooks
+
+class Notifier:
+    """Delivers webhook notifications and keeps a record of every attempt.
+
+    Each delivery (one event to one webhook) runs in a thread of its own, so
+    the API answer that made the release never waits for it and a slow or
+    silent receiver delays no other delivery.
+    """
+
+    def __init__(self, settings, log, ssl_context):
+        self.lock = threading.Lock()
+        self.settings = dict(settings)
+        self.log = log
+        self.ssl_context = ssl_context
+        # Delivery records, oldest first; attempts are added under the lock.
+        self.deliveries = collections.deque(maxlen=LOG_KEEP)
+        self.cancelled = set()
+        self.counters = collections.Counter()
+
+    def get_settings(self):
+        with self.lock:
+            return dict(self.settings)
+
+    def set_settings(self, spec):
+        with self.lock:
+            self.settings = parse_webhook_settings(spec, self.settings)
+            return dict(self.settings)
+
+    def publish(self, event, include, hooks):
+        """Start one delivery of event per webhook."""
+        for hook in hooks:
+            delivery = {"id": str(uuid.uuid4()), "event_id": event["id"], "include": include,
+                        "resource": event["resource"], "action": event["action"],
+                        "version": event["data"].get("version"),
+                        "app": event["data"]["app"],
+                        "webhook_id": hook["id"], "level": hook["level"], "url": hook["url"],
+                        "status": "pending", "created_at": iso_time(now_micros(), precise=True),
+                        "num_attempts": 0, "next_attempt_at": None, "attempts": []}
+            with self.lock:
+                self.deliveries.append(delivery)
+                self.counters["deliveries"] += 1
+            threading.Thread(target=self.deliver, args=(delivery, hook, event),
+                             daemon=True).start()
+
+    def deliver(self, delivery, hook, event):
+        """Attempt delivery: once for notify; for sync until a 2xx, the limit or removal."""
+        while True:
+            attempt = {"id": str(uuid.uuid4()), "created_at": iso_time(now_micros(), precise=True)}
+            body = to_json(dict(event, webhook_metadata={
+                "attempt": {"id": attempt["id"]},
+                "delivery": {"id": delivery["id"]},
+                "event": {"id": event["id"], "include": delivery["include"]},
+                "webhook": {"id": hook["id"]}}))
+            code, error = post_json(hook["url"], body, webhook_headers(hook, body),
+                                    self.get_settings()["timeout"], self.ssl_context)
+            ok = code is not None and 200 <= code < 300
+            with self.lock:
+                attempt.update(code=code, error_class=error,
+                               status="succeeded" if ok else "failed")
+                delivery["attempts"].append(attempt)
+                delivery["num_attempts"] += 1
+                self.counters["attempts"] += 1
+                n = delivery["num_attempts"]
+                if ok or hook["level"] == "notify" or n >= self.settings["max_attempts"]:
+                    wait = None
+                    delivery["status"] = "succeeded" if ok else "failed"
+                else:
+                    wait = min(self.settings["backoff"] * 2 ** (n - 1), MAX_BACKOFF)
+                    delivery["status"] = "retrying"
+                    delivery["next_attempt_at"] = iso_time(now_micros() + int(wait * 1e6),
+                                                           precise=True)
+            # Neither the URL (it may hold a token) nor any header is logged.
+            self.log.write("webhook %s delivery %s attempt %d: %s" % (
+                hook["id"], delivery["id"], n, code if code is not None else error))
+            if wait is None:
+                return self.finish(delivery)
+            time.sleep(wait)
+            with self.lock:
+                skipped = hook["id"] in self.cancelled
+                if skipped:
+                    delivery["status"] = "skipped"
+            if skipped:
+                return self.finish(delivery)
+
+    def finish(self, delivery):
+        with self.lock:
+            delivery["next_attempt_at"] = None
+            self.counters[delivery["status"]] += 1
+
+    def cancel(self, hook_id):
+        """The webhook was removed: its pending retries are skipped."""
+        with self.lock:
+            self.cancelled.add(hook_id)
+
+    def list_deliveries(self):
+        with self.lock:
+            return [dict(d, attempts=[dict(a) for a in d["attempts"]]) for d in self.deliveries]
+
+    def clear_deliveries(self):
+        with self.lock:
+            self.deliveries.clear()
+
+    def counts(self):
+        with self.lock:
+            return {key: self.counters[key] for key in
+                    ("deliveries", "attempts", "succeeded", "failed", "skipped")}
+
+    def reset_counts(self):
+        with self.lock:
+            self.counters.clear()
+
+
+def webhook_headers(hook, body):
+    """The headers of one notification.
+
+    Only what Heroku documents: the signature (base64 HMAC-SHA256 of the raw
+    body under the secret) and the Authorization value, if set.  Receivers
+    should take ids from the body's webhook_metadata, so no delivery-id
+    headers are made up.
+    """
+    headers = {"Content-Type": "application/json", "User-Agent": SERVER_NAME + "-webhooks"}
+    if hook["secret"] is not None:
+        digest = hmac.new(hook["secret"].encode("utf-8"), body, hashlib.sha256).digest()
+        headers["Heroku-Webhook-Hmac-SHA256"] = base64.b64encode(digest).decode("ascii")
+    if hook["authorization"] is not None:
+        headers["Authorization"] = hook["authorization"]
+    return headers
+
+
+def post_json(url, body, headers, timeout, ssl_context):
+    """POST body to url: (status, None), or (None, error class) when no answer came.
+
+    No redirect is followed: a 3xx is a failed attempt, as any non-2xx.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
+                                           context=ssl_context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    try:
+        conn.request("POST", target, body=body, headers=headers)
+        with conn.getresponse() as resp:
+            return resp.status, None
+    except (OSError, http.client.HTTPException) as exc:
+        return None, type(exc).__name__
+    finally:
+        conn.close()
 
 
 # -------------------------------------------------------------- API helpers
@@ -540,20 +952,37 @@ def accepts_v3(values):
     return False
 
 
-RANGE_RE = re.compile(r"\s*version\s+(\]?)([0-9]*)\.\.([0-9]*)\s*(?:;(.*))?", re.S)
+RANGE_RE = re.compile(r"\s*([a-z_]+)\s+(\]?)([0-9a-z-]*)\.\.([0-9a-z-]*)\s*(?:;(.*))?", re.S)
+
+# The Range fields each list accepts, the first being its default: each
+# with the pattern its bounds must match and their type.
+RELEASE_RANGES = {"version": (re.compile(r"[0-9]{1,9}"), int)}
+APP_RANGES = {"id": (UUID_RE, str), "name": (APP_NAME_RE, str)}
+WEBHOOK_RANGES = {"id": (UUID_RE, str)}
 
 
-def parse_range(value):
-    """Parse 'version [\\]]START..[END][; order=asc|desc, max=N]'.
+def parse_range(value, fields):
+    """Parse 'FIELD [\\]]START..[END][; order=asc|desc, max=N]' (None: no Range).
 
-    Returns (start, start_exclusive, end, order, max).  Ranges with only an
-    end bound are refused, as the real API stopped supporting them.
+    Returns (field, start, start_exclusive, end, order, max).  Ranges with
+    only an end bound are refused, as the real API stopped supporting them.
+    A malformed header answers 400 bad_request: the error ids the real API
+    is known to use (shared/HEROKU_API.md) have nothing closer, and it is
+    what a client gets for any other malformed request.
     """
+    if value is None:
+        return next(iter(fields)), None, False, None, "asc", DEFAULT_PAGE
     m = RANGE_RE.fullmatch(value)
-    if not m or (m.group(3) and not m.group(2)):
-        raise ApiError(400, "bad_request", "Invalid Range header (only 'version' ranges are accepted).")
+    if not m or m.group(1) not in fields or (m.group(4) and not m.group(3)):
+        raise ApiError(400, "bad_request", "Invalid Range header (this list accepts %s ranges)."
+                       % " or ".join("'%s'" % f for f in fields))
+    field = m.group(1)
+    pattern, kind = fields[field]
+    bounds = [m.group(3) or None, m.group(4) or None]
+    if any(b is not None and not pattern.fullmatch(b) for b in bounds):
+        raise ApiError(400, "bad_request", "Invalid Range header: a bound is no valid %s." % field)
     order, size = "asc", DEFAULT_PAGE
-    for param in re.split(r"[;,]", m.group(4) or ""):
+    for param in re.split(r"[;,]", m.group(5) or ""):
         if not param.strip():
             continue
         key, _, val = (s.strip() for s in param.partition("="))
@@ -563,9 +992,83 @@ def parse_range(value):
             size = min(int(val), MAX_PAGE)
         else:
             raise ApiError(400, "bad_request", "Invalid Range header parameter.")
-    start = int(m.group(2)) if m.group(2) else None
-    end = int(m.group(3)) if m.group(3) else None
-    return start, bool(m.group(1)), end, order, size
+    start, end = (None if b is None else kind(b) for b in bounds)
+    return field, start, bool(m.group(2)), end, order, size
+
+
+def paginate(items, value, fields):
+    """One page of a list, as the API pages it by the Range header value (or None).
+
+    items are dicts holding every field of fields (see parse_range).
+    Returns (status, page, extra headers): 206 with a Next-Range when the
+    list was cut (the client sends it back as its next Range), else 200.
+    """
+    field, start, exclusive, end, order, size = parse_range(value, fields)
+    desc = order == "desc"
+    picked = []
+    for item in sorted(items, key=lambda i: i[field], reverse=desc):
+        v = item[field]
+        # For desc the bounds run downwards: start is the highest value.
+        before = start is not None and ((v > start if desc else v < start)
+                                        or (exclusive and v == start))
+        after = end is not None and (v < end if desc else v > end)
+        if not before and not after:
+            picked.append(item)
+    page = picked[:size]
+    extra = [("Accept-Ranges", ", ".join(fields))]
+    if len(picked) > size:
+        extra.append(("Next-Range", "%s ]%s..%s; %smax=%d"
+                      % (field, page[-1][field], "" if end is None else end,
+                         "order=desc, " if desc else "", size)))
+        return 206, page, extra
+    return 200, page, extra
+
+
+def current_vars(app):
+    """The app's config vars: those of its newest release ({} before the first)."""
+    return app["releases"][-1]["config_vars"] if app["releases"] else {}
+
+
+def account(email):
+    return {"id": derived_id("account", email), "email": email}
+
+
+def app_object(app, owner):
+    """An app as GET /apps shows it (the fields of the real API's app object)."""
+    releases = app["releases"]
+    web_host = "%s-%s" % (app["name"], hashlib.sha256(app["id"].encode()).hexdigest()[:12])
+    return {"acm": False, "archived_at": None,
+            "build_stack": {"id": derived_id("stack", STACK), "name": STACK},
+            "buildpack_provided_description": None,
+            "created_at": iso_time(app["created"]),
+            "git_url": "https://git.heroku.com/%s.git" % app["name"],
+            "id": app["id"], "internal_routing": None, "maintenance": False,
+            "name": app["name"], "organization": None, "owner": account(owner),
+            "region": {"id": derived_id("region", REGION), "name": REGION},
+            "released_at": iso_time(releases[-1]["stamp"], precise=True) if releases else None,
+            "repo_size": None, "slug_size": None, "space": None,
+            "stack": {"id": derived_id("stack", STACK), "name": STACK},
+            "team": None,
+            "updated_at": iso_time(app["updated"], precise=True),
+            "web_url": "https://%s.herokuapp.com/" % web_host}
+
+
+def release_object(app, release, owner):
+    """A release as the API shows it."""
+    return {"id": derived_id(app["id"], "release", str(release["version"])),
+            "version": release["version"], "status": "succeeded",
+            "current": release["version"] == app["releases"][-1]["version"],
+            "description": release["description"],
+            "created_at": release["created_at"], "updated_at": release["created_at"],
+            "app": {"id": app["id"], "name": app["name"]},
+            "user": account(owner)}
+
+
+def webhook_object(hook, app):
+    """A webhook as the API shows it: never its secret or authorization."""
+    return {"id": hook["id"], "app": {"id": app["id"], "name": app["name"]},
+            "created_at": hook["created_at"], "updated_at": hook["created_at"],
+            "include": list(hook["include"]), "level": hook["level"], "url": hook["url"]}
 
 
 def addon_attachments(app, inclusions):
@@ -575,7 +1078,7 @@ def addon_attachments(app, inclusions):
     a second attachment of the add-on whose URL it equals (the primary), else
     of an add-on of its own.
     """
-    config_vars = app["releases"][-1]["config_vars"]
+    config_vars = current_vars(app)
     owners = {}
     for name, value in config_vars.items():
         m = PG_COLOR_VAR_RE.fullmatch(name)
@@ -689,6 +1192,7 @@ class Handler(BaseHTTPRequestHandler):
             if self.path_only.startswith("/__mock/"):
                 self.control(body)
             else:
+                self.request_body = body
                 self.api()
         except (ConnectionError, TimeoutError, ssl.SSLError):
             # The client went away (fault tests do that on purpose).
@@ -718,6 +1222,14 @@ class Handler(BaseHTTPRequestHandler):
         (re.compile(r"/__mock/apps/([^/]+)/config-vars"), {"PATCH": "ctl_patch_vars"}),
         (re.compile(r"/__mock/rate-limit"), {"POST": "ctl_rate_limit"}),
         (re.compile(r"/__mock/faults"), {"POST": "ctl_add_faults", "DELETE": "ctl_clear_faults"}),
+        (re.compile(r"/__mock/stats"), {"GET": "ctl_stats"}),
+        (re.compile(r"/__mock/webhooks"), {"GET": "ctl_webhooks"}),
+        (re.compile(r"/__mock/apps/([^/]+)/webhooks"), {"POST": "ctl_add_webhook"}),
+        (re.compile(r"/__mock/apps/([^/]+)/webhooks/([^/]+)"), {"DELETE": "ctl_remove_webhook"}),
+        (re.compile(r"/__mock/deliveries"),
+         {"GET": "ctl_deliveries", "DELETE": "ctl_clear_deliveries"}),
+        (re.compile(r"/__mock/webhook-settings"),
+         {"GET": "ctl_webhook_settings", "POST": "ctl_set_webhook_settings"}),
     ]
 
     def control(self, body):
@@ -758,9 +1270,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def ctl_put_app(self, body, name):
         spec = self.json_body(body)
-        if not isinstance(spec, dict) or set(spec) - {"id", "config_vars"}:
-            raise ControlError('body: {"id": optional uuid, "config_vars": {...}}')
-        return self.server.state.put_app(name, spec.get("id"), spec.get("config_vars", {}))
+        if not isinstance(spec, dict) or set(spec) - {"id", "config_vars", "released"}:
+            raise ControlError('body: {"id": optional uuid, "config_vars": {...}, '
+                               '"released": optional false}')
+        return self.server.state.put_app(name, spec.get("id"), spec.get("config_vars", {}),
+                                         spec.get("released", True))
 
     def ctl_delete_app(self, body, name):
         self.server.state.delete_app(name)
@@ -776,6 +1290,30 @@ class Handler(BaseHTTPRequestHandler):
 
     def ctl_clear_faults(self, body):
         self.server.state.clear_faults()
+
+    def ctl_stats(self, body):
+        return self.server.state.stats()
+
+    def ctl_webhooks(self, body):
+        return self.server.state.list_webhooks()
+
+    def ctl_add_webhook(self, body, name):
+        return self.server.state.add_webhook(name, self.json_body(body))
+
+    def ctl_remove_webhook(self, body, name, hook_id):
+        return self.server.state.remove_webhook(name, hook_id)
+
+    def ctl_deliveries(self, body):
+        return self.server.state.notifier.list_deliveries()
+
+    def ctl_clear_deliveries(self, body):
+        self.server.state.notifier.clear_deliveries()
+
+    def ctl_webhook_settings(self, body):
+        return self.server.state.notifier.get_settings()
+
+    def ctl_set_webhook_settings(self, body):
+        return self.server.state.notifier.set_settings(self.json_body(body))
 
     # API -------------------------------------------------------------------
 
@@ -917,11 +1455,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
 
     API_ROUTES = [
-        (re.compile(r"/apps/([^/]+)/config-vars"), "api_config_vars"),
-        (re.compile(r"/apps/([^/]+)/releases"), "api_releases"),
-        (re.compile(r"/apps/([^/]+)/releases/([^/]+)/config-vars"), "api_release_config_vars"),
-        (re.compile(r"/apps/([^/]+)/addon-attachments"), "api_attachments"),
-        (re.compile(r"/account/rate-limits"), "api_rate_limits"),
+        (re.compile(r"/apps"), {"GET": "api_apps"}),
+        (re.compile(r"/apps/([^/]+)/config-vars"), {"GET": "api_config_vars"}),
+        (re.compile(r"/apps/([^/]+)/releases"), {"GET": "api_releases"}),
+        (re.compile(r"/apps/([^/]+)/releases/([^/]+)/config-vars"),
+         {"GET": "api_release_config_vars"}),
+        (re.compile(r"/apps/([^/]+)/addon-attachments"), {"GET": "api_attachments"}),
+        (re.compile(r"/apps/([^/]+)/webhooks"), {"GET": "api_webhooks", "POST": "api_add_webhook"}),
+        (re.compile(r"/apps/([^/]+)/webhooks/([^/]+)"),
+         {"GET": "api_webhook", "DELETE": "api_remove_webhook"}),
+        (re.compile(r"/account/rate-limits"), {"GET": "api_rate_limits"}),
     ]
 
     def api_answer(self):
@@ -947,24 +1490,26 @@ class Handler(BaseHTTPRequestHandler):
                                    "Your account reached the API rate limit\n"
                                    "Please wait a few minutes before making new requests",
                                    [("Retry-After", str(retry_after))])
-            for pattern, handler in self.API_ROUTES:
+            for pattern, methods in self.API_ROUTES:
                 m = pattern.fullmatch(self.path_only)
                 if m:
                     break
             else:
                 raise ApiError(404, "not_found", "The requested API endpoint was not found. "
                                "Are you using the right HTTP verb and path?")
-            if self.command != "GET":
+            if self.command not in methods:
+                allowed = ", ".join(methods)
                 raise ApiError(405, "method_not_allowed",
-                               "Only GET is served on this endpoint.", [("Allow", "GET")])
-            status, obj, extra = getattr(self, handler)(info, remaining, *m.groups())
+                               "Only %s is served on this endpoint." % allowed, [("Allow", allowed)])
+            status, obj, extra = getattr(self, methods[self.command])(info, remaining, *m.groups())
         except ApiError as exc:
             body = to_json({"id": exc.error_id, "message": exc.message, "url": ERROR_DOC_URL})
             return exc.status, self.base_headers(remaining) + exc.headers, body
         body = to_json(obj)
         tag = etag_of(body)
         headers = self.base_headers(remaining) + [("ETag", tag)] + extra
-        if self.etag_matches(tag):
+        # Conditional requests are reads: a change is never answered 304.
+        if self.command == "GET" and self.etag_matches(tag):
             return 304, headers, b""
         return status, headers, body
 
@@ -988,10 +1533,38 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(403, "forbidden",
                            "This token lacks the read-protected scope needed to read config vars.")
 
+    @staticmethod
+    def need_write_scope(info):
+        if info["scope"] != "global":
+            raise ApiError(403, "forbidden", "This token lacks the write scope this change needs.")
+
+    def json_request(self):
+        """The JSON request body; the API asks for Content-Type application/json."""
+        media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media != "application/json":
+            raise ApiError(400, "bad_request", "Send the body as Content-Type: application/json.")
+        try:
+            return json.loads(self.request_body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "bad_request", "Invalid JSON in the request body.") from None
+
+    @staticmethod
+    def state_call(method, *args):
+        """Call a State method for the API: its refusals become API error answers."""
+        try:
+            return method(*args)
+        except ControlError as exc:
+            if exc.status == 404:
+                raise ApiError(404, "not_found", exc.message) from None
+            raise ApiError(422, "invalid_params", exc.message) from None
+
+    def api_apps(self, info, remaining):
+        return paginate(self.server.state.app_list(), self.headers.get("Range"), APP_RANGES)
+
     def api_config_vars(self, info, remaining, ident):
         app = self.app_or_404(ident)
         self.need_config_scope(info)
-        return 200, app["releases"][-1]["config_vars"], []
+        return 200, current_vars(app), []
 
     def api_release_config_vars(self, info, remaining, ident, version):
         app = self.app_or_404(ident)
@@ -1002,35 +1575,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def api_releases(self, info, remaining, ident):
         app = self.app_or_404(ident)
-        value = self.headers.get("Range")
-        start, exclusive, end, order, size = (parse_range(value) if value is not None
-                                              else (None, False, None, "asc", DEFAULT_PAGE))
-        releases = app["releases"]
-        current = releases[-1]["version"]
-        picked = []
-        for r in (reversed(releases) if order == "desc" else releases):
-            v = r["version"]
-            # For desc the bounds run downwards: start is the highest version.
-            if order == "desc":
-                before = start is not None and (v > start or (exclusive and v == start))
-                after = end is not None and v < end
-            else:
-                before = start is not None and (v < start or (exclusive and v == start))
-                after = end is not None and v > end
-            if not before and not after:
-                picked.append(r)
-        page = picked[:size]
-        items = [{"id": derived_id(app["id"], "release", str(r["version"])),
-                  "version": r["version"], "status": "succeeded",
-                  "current": r["version"] == current, "description": r["description"],
-                  "created_at": r["created_at"], "updated_at": r["created_at"]}
-                 for r in page]
-        extra = [("Accept-Ranges", "version")]
-        if len(picked) > size:
-            extra.append(("Next-Range", "version ]%d..%s; order=%s, max=%d"
-                          % (page[-1]["version"], "" if end is None else end, order, size)))
-            return 206, items, extra
-        return 200, items, extra
+        status, page, extra = paginate(app["releases"], self.headers.get("Range"), RELEASE_RANGES)
+        owner = self.server.state.owner
+        return status, [release_object(app, r, owner) for r in page], extra
 
     def api_attachments(self, info, remaining, ident):
         app = self.app_or_404(ident)
@@ -1040,6 +1587,26 @@ class Handler(BaseHTTPRequestHandler):
 
     def api_rate_limits(self, info, remaining):
         return 200, {"remaining": remaining}, []
+
+    def api_webhooks(self, info, remaining, ident):
+        app = self.app_or_404(ident)
+        return paginate(self.server.state.list_webhooks(app["id"]), self.headers.get("Range"),
+                        WEBHOOK_RANGES)
+
+    def api_add_webhook(self, info, remaining, ident):
+        app = self.app_or_404(ident)
+        self.need_write_scope(info)
+        spec = self.json_request()
+        return 201, self.state_call(self.server.state.add_webhook, app["id"], spec), []
+
+    def api_webhook(self, info, remaining, ident, hook_id):
+        app = self.app_or_404(ident)
+        return 200, self.state_call(self.server.state.get_webhook, app["id"], hook_id), []
+
+    def api_remove_webhook(self, info, remaining, ident, hook_id):
+        app = self.app_or_404(ident)
+        self.need_write_scope(info)
+        return 200, self.state_call(self.server.state.remove_webhook, app["id"], hook_id), []
 
 
 # ------------------------------------------------------------------- server
@@ -1101,6 +1668,8 @@ def parse_args(argv):
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--tokens-file", required=True)
+    p.add_argument("--webhook-ca", help="CA file that https webhook receivers are verified with "
+                   "(default: the system's)")
     p.add_argument("--data")
     p.add_argument("--pidfile")
     p.add_argument("--log")
@@ -1122,7 +1691,9 @@ def main(argv=None):
     args = parse_args(argv)
     log = LogFile(args.log)
     try:
-        state = State(load_tokens(args.tokens_file))
+        notifier = Notifier(webhook_settings_from_env(os.environ), log,
+                            ssl.create_default_context(cafile=args.webhook_ca))
+        state = State(load_tokens(args.tokens_file), notifier)
         for name, (app_id, config_vars) in (load_data(args.data) if args.data else {}).items():
             state.put_app(name, app_id, config_vars)
         servers = [MockServer((args.host, args.port), state, log)]

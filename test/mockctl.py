@@ -7,14 +7,15 @@ test code (every command is a function taking the mock's base URL first).
     mockctl.py [--url URL] CMD ...
 
 URL defaults to $HEROKU_MOCK_URL, else http://127.0.0.1:54380.  Quiet on
-success unless the command prints a number; on failure one line on stderr
-and a non-zero exit.  Standard library only.
+success unless the command prints a number, an id or JSON (one line); on
+failure one line on stderr and a non-zero exit.  Standard library only.
 """
 
 import argparse
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -50,6 +51,11 @@ def call(url, method, path, body=None):
         raise MockError("cannot reach the mock at %s: %s" % (url, reason)) from None
 
 
+def given(**params):
+    """The parameters that are not None: those left as None are not sent."""
+    return {k: v for k, v in params.items() if v is not None}
+
+
 def app_path(app, suffix=""):
     return "/__mock/apps/" + urllib.parse.quote(app, safe="") + suffix
 
@@ -71,10 +77,11 @@ def unset_var(url, app, name):
     return set_vars(url, app, {"__unset__": [name]})
 
 
-def put_app(url, app, config_vars=None, app_id=None):
-    body = {"config_vars": config_vars or {}}
-    if app_id is not None:
-        body["id"] = app_id
+def put_app(url, app, config_vars=None, app_id=None, released=True):
+    """Create or replace an app; released=False makes one never released."""
+    body = dict(given(id=app_id), config_vars=config_vars or {})
+    if not released:
+        body["released"] = False
     return call(url, "PUT", app_path(app), body)
 
 
@@ -86,12 +93,29 @@ def requests(url):
     return call(url, "GET", "/__mock/requests")
 
 
-def counts(url, path=None):
-    """Total API requests, or those whose 'METHOD /path' key holds path."""
+def matching(by_path, path=None, key=None):
+    """Requests whose 'METHOD /path' key holds path, or is key; all without either."""
+    return sum(n for k, n in by_path.items()
+               if (path is None or path in k) and (key is None or k == key))
+
+
+def counts(url, path=None, key=None):
+    """Total API requests, or those whose 'METHOD /path' key holds path (or is key)."""
     answer = requests(url)
-    if path is None:
+    if path is None and key is None:
         return answer["total"]
-    return sum(n for key, n in answer["by_path"].items() if path in key)
+    return matching(answer["by_path"], path, key)
+
+
+def stats(url):
+    """Counts since the last reset-counts, the seconds they took, webhook deliveries."""
+    return call(url, "GET", "/__mock/stats")
+
+
+def per_hour(url, path=None, key=None):
+    """API requests per hour since the last reset-counts (or the mock's start)."""
+    answer = stats(url)
+    return round(matching(answer["by_path"], path, key) * 3600.0 / answer["seconds"], 1)
 
 
 def not_modified(url):
@@ -107,23 +131,74 @@ def state(url):
 
 
 def rate_limit(url, remaining, token_email=None, refill_per_minute=None):
-    body = {"remaining": remaining}
-    if token_email is not None:
-        body["token_email"] = token_email
-    if refill_per_minute is not None:
-        body["refill_per_minute"] = refill_per_minute
+    body = dict(given(token_email=token_email, refill_per_minute=refill_per_minute),
+                remaining=remaining)
     call(url, "POST", "/__mock/rate-limit", body)
 
 
 def fault(url, kind, **params):
     """Add one fault; parameters left as None are not sent."""
-    spec = {"kind": kind}
-    spec.update((k, v) for k, v in params.items() if v is not None)
-    call(url, "POST", "/__mock/faults", spec)
+    call(url, "POST", "/__mock/faults", dict(given(**params), kind=kind))
 
 
 def clear_faults(url):
     call(url, "DELETE", "/__mock/faults")
+
+
+def add_webhook(url, app, hook_url, level="sync", secret=None, authorization=None,
+                include=("api:release",)):
+    """Subscribe hook_url to the app's events; returns the webhook (its id, ...)."""
+    body = dict(given(secret=secret, authorization=authorization),
+                include=list(include), level=level, url=hook_url)
+    return call(url, "POST", app_path(app, "/webhooks"), body)
+
+
+def webhooks(url, app=None):
+    """Every webhook, or those of one app."""
+    return [w for w in call(url, "GET", "/__mock/webhooks")
+            if app is None or app in (w["app"]["name"], w["app"]["id"])]
+
+
+def remove_webhook(url, app, hook_id):
+    return call(url, "DELETE", app_path(app, "/webhooks/" + urllib.parse.quote(hook_id, safe="")))
+
+
+def deliveries(url, app=None, status=None):
+    """Webhook deliveries (oldest first), each with its attempts; optionally filtered."""
+    return [d for d in call(url, "GET", "/__mock/deliveries")
+            if (app is None or app in (d["app"]["name"], d["app"]["id"]))
+            and (status is None or d["status"] == status)]
+
+
+def clear_deliveries(url):
+    call(url, "DELETE", "/__mock/deliveries")
+
+
+FINAL = ("succeeded", "failed", "skipped")
+
+
+def wait_deliveries(url, count, app=None, status=None, timeout=30.0):
+    """Wait until count deliveries are over (with that status, if given); returns them.
+
+    Deliveries run in the background, so a test that made a release waits
+    here before it looks at what its receiver got.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        done = [d for d in deliveries(url, app, status) if d["status"] in FINAL]
+        if len(done) >= count:
+            return done
+        if time.monotonic() >= deadline:
+            raise MockError("%d of %d deliveries over after %gs" % (len(done), count, timeout))
+        time.sleep(0.05)
+
+
+def webhook_settings(url, backoff=None, max_attempts=None, timeout=None):
+    """Set the delivery settings given (none: only read them); returns them all."""
+    body = given(backoff=backoff, max_attempts=max_attempts, timeout=timeout)
+    if not body:
+        return call(url, "GET", "/__mock/webhook-settings")
+    return call(url, "POST", "/__mock/webhook-settings", body)
 
 
 class Parser(argparse.ArgumentParser):
@@ -172,10 +247,16 @@ def build_parser():
     c.add_argument("app", type=text)
     c.add_argument("--id")
     c.add_argument("--var", action="append", type=name_value, default=[], metavar="NAME=VALUE")
+    c.add_argument("--unreleased", action="store_true",
+                   help="a new app never released (no vars, released_at null)")
     c = sub.add_parser("delete-app")
     c.add_argument("app", type=text)
-    c = sub.add_parser("counts", help="print the API request count")
-    c.add_argument("--path", type=text, help="only 'METHOD /path' keys holding this")
+    for cmd in ("counts", "per-hour"):
+        c = sub.add_parser(cmd, help="print the API request count" if cmd == "counts" else
+                           "print API requests per hour since reset-counts")
+        c.add_argument("--path", type=text, help="only 'METHOD /path' keys holding this")
+        c.add_argument("--key", type=text, help="only this 'METHOD /path' key, e.g. 'GET /apps'")
+    sub.add_parser("stats", help="print counts, seconds and webhook deliveries as JSON")
     sub.add_parser("not-modified", help="print the number of 304 answers")
     sub.add_parser("reset-counts")
     c = sub.add_parser("rate-limit", help="set the remaining rate-limit pool")
@@ -198,6 +279,33 @@ def build_parser():
     c.add_argument("--retry-after", type=int)
     c.add_argument("--no-json", action="store_true", help="status fault: HTML body")
     sub.add_parser("clear-faults")
+    c = sub.add_parser("add-webhook", help="subscribe a URL to an app's events; print its id")
+    c.add_argument("app", type=text)
+    c.add_argument("hook_url", metavar="URL", type=text)
+    c.add_argument("--level", choices=("sync", "notify"), default="sync")
+    c.add_argument("--secret", type=text)
+    c.add_argument("--authorization", type=text)
+    c.add_argument("--include", action="append", type=text, metavar="ENTITY",
+                   help="default api:release; may be repeated")
+    c = sub.add_parser("webhooks", help="print the webhooks as JSON")
+    c.add_argument("--app", type=text)
+    c = sub.add_parser("remove-webhook")
+    c.add_argument("app", type=text)
+    c.add_argument("id")
+    c = sub.add_parser("deliveries", help="print webhook deliveries as JSON")
+    c.add_argument("--app", type=text)
+    c.add_argument("--status", choices=("pending", "retrying") + FINAL)
+    c.add_argument("--count", action="store_true", help="print only how many")
+    c = sub.add_parser("wait-deliveries", help="wait until N deliveries are over")
+    c.add_argument("count", type=int)
+    c.add_argument("--app", type=text)
+    c.add_argument("--status", choices=FINAL)
+    c.add_argument("--timeout", type=float, default=30.0)
+    sub.add_parser("clear-deliveries")
+    c = sub.add_parser("webhook-settings", help="set delivery settings; print them all as JSON")
+    c.add_argument("--backoff", type=float, help="seconds before the first retry (doubling)")
+    c.add_argument("--attempts", type=int, help="attempts at most (sync webhooks)")
+    c.add_argument("--timeout", type=float, help="seconds one attempt may take")
     return p
 
 
@@ -211,11 +319,15 @@ def run(args):
     elif args.cmd == "unset-var":
         unset_var(url, args.app, args.name)
     elif args.cmd == "put-app":
-        put_app(url, args.app, dict(args.var), args.id)
+        put_app(url, args.app, dict(args.var), args.id, not args.unreleased)
     elif args.cmd == "delete-app":
         delete_app(url, args.app)
     elif args.cmd == "counts":
-        return counts(url, args.path)
+        return counts(url, args.path, args.key)
+    elif args.cmd == "per-hour":
+        return per_hour(url, args.path, args.key)
+    elif args.cmd == "stats":
+        return json.dumps(stats(url))
     elif args.cmd == "not-modified":
         return not_modified(url)
     elif args.cmd == "reset-counts":
@@ -230,6 +342,22 @@ def run(args):
               retry_after=args.retry_after, json=False if args.no_json else None)
     elif args.cmd == "clear-faults":
         clear_faults(url)
+    elif args.cmd == "add-webhook":
+        return add_webhook(url, args.app, args.hook_url, args.level, args.secret,
+                           args.authorization, args.include or ("api:release",))["id"]
+    elif args.cmd == "webhooks":
+        return json.dumps(webhooks(url, args.app))
+    elif args.cmd == "remove-webhook":
+        remove_webhook(url, args.app, args.id)
+    elif args.cmd == "deliveries":
+        found = deliveries(url, args.app, args.status)
+        return len(found) if args.count else json.dumps(found)
+    elif args.cmd == "wait-deliveries":
+        wait_deliveries(url, args.count, args.app, args.status, args.timeout)
+    elif args.cmd == "clear-deliveries":
+        clear_deliveries(url)
+    elif args.cmd == "webhook-settings":
+        return json.dumps(webhook_settings(url, args.backoff, args.attempts, args.timeout))
     return None
 
 

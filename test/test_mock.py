@@ -11,6 +11,7 @@ the other suites use, and checks each behaviour over real sockets.
 
 import base64
 import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -20,8 +21,10 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MOCK = os.path.join(HERE, "mock_heroku.py")
@@ -92,7 +95,7 @@ def write_json(path, obj):
         json.dump(obj, f)
 
 
-def start_mock(tmp, port, tls_port=None, extra=()):
+def start_mock(tmp, port, tls_port=None, extra=(), env=None):
     """Start a mock process; returns (process, pidfile, logfile, outfile)."""
     pidfile = os.path.join(tmp, "mock-%d.pid" % port)
     logfile = os.path.join(tmp, "mock-%d.log" % port)
@@ -105,7 +108,7 @@ def start_mock(tmp, port, tls_port=None, extra=()):
         cmd += ["--tls-port", str(tls_port), "--tls-cert", os.path.join(tmp, "server.crt"),
                 "--tls-key", os.path.join(tmp, "server.key")]
     with open(outfile, "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -131,7 +134,8 @@ def setUpModule():
     write_json(os.path.join(d, "data.json"),
                {"apps": {"myapp": {"id": APP_ID, "config_vars": MYAPP_VARS}}})
     port, tls_port = free_port(), free_port()
-    proc, pidfile, logfile, outfile = start_mock(d, port, tls_port)
+    proc, pidfile, logfile, outfile = start_mock(
+        d, port, tls_port, extra=["--webhook-ca", os.path.join(d, "ca.crt")])
     ENV.update(dir=d, port=port, tls_port=tls_port, proc=proc, pidfile=pidfile,
                logfile=logfile, outfile=outfile, url="http://127.0.0.1:%d" % port,
                ca=os.path.join(d, "ca.crt"))
@@ -527,6 +531,221 @@ class AttachmentTests(MockTest):
         self.assertEqual(self.attachments(app="att-none"), {})
 
 
+# --------------------------------------------------------------- apps list
+
+ISO_SECONDS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
+ISO_MICROS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
+
+
+class AppsListTests(MockTest):
+    """GET /apps; other tests add apps too, so checks compare with a fresh full list."""
+
+    @classmethod
+    def setUpClass(cls):
+        for n in range(5):
+            new_app("list-app-%d" % n, {"DATABASE_URL": "postgres://l:S3cretList%d@h/d" % n})
+
+    def apps(self, range_header=None, token=ALICE, headers=None):
+        h = dict(headers or {})
+        if range_header is not None:
+            h["Range"] = range_header
+        status, headers, body = api("/apps", token=token, headers=h)
+        return status, headers, json.loads(body) if body else None
+
+    def walk(self, first_range):
+        """Every page from first_range on: (statuses, items, Next-Range values)."""
+        statuses, items, ranges, rng = [], [], [], first_range
+        while rng:
+            status, headers, page = self.apps(rng)
+            statuses.append(status)
+            items += page
+            rng = headers["Next-Range"]
+            ranges.append(rng)
+        return statuses, items, ranges
+
+    def test_app_objects(self):
+        status, headers, items = self.apps()
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Accept-Ranges"], "id, name")
+        self.assertRegex(headers["RateLimit-Remaining"], r"^[0-9]+$")
+        app = next(a for a in items if a["name"] == "myapp")
+        self.assertEqual(app["id"], APP_ID)
+        for key in ("id", "name", "released_at", "updated_at", "created_at", "maintenance",
+                    "owner", "region", "stack", "web_url", "build_stack", "git_url"):
+            self.assertIn(key, app)
+        self.assertEqual(app["owner"]["email"], "alice@example.com")   # first account
+        self.assertRegex(app["owner"]["id"], r"^[0-9a-f-]{36}$")
+        self.assertEqual(app["region"]["name"], "us")
+        self.assertEqual(set(app["stack"]), {"id", "name"})
+        self.assertIs(app["maintenance"], False)
+        self.assertRegex(app["web_url"], r"^https://myapp-[0-9a-f]{12}\.herokuapp\.com/$")
+        self.assertRegex(app["created_at"], ISO_SECONDS)
+        self.assertRegex(app["released_at"], ISO_MICROS)
+        self.assertRegex(app["updated_at"], ISO_MICROS)
+        # Every token sees every app; a read-only one too.
+        self.assertEqual({a["id"] for a in self.apps(token=CAROL)[2]}, {a["id"] for a in items})
+
+    def test_pages_by_id(self):
+        everything = self.apps("id ..; max=1000")[2]
+        self.assertEqual([a["id"] for a in everything], sorted(a["id"] for a in everything))
+        self.assertEqual(self.apps()[2], everything)        # the default: id order
+        statuses, items, ranges = self.walk("id ..; max=2")
+        self.assertEqual(items, everything)
+        pages = -(-len(everything) // 2)
+        self.assertEqual(statuses, [206] * (pages - 1) + [200])
+        for n, rng in enumerate(ranges[:-1], 1):
+            self.assertEqual(rng, "id ]%s..; max=2" % everything[2 * n - 1]["id"])
+        self.assertIsNone(ranges[-1])
+
+    def test_pages_by_name_and_desc(self):
+        names = sorted(a["name"] for a in self.apps()[2])
+        statuses, items, ranges = self.walk("name ..; order=desc, max=3")
+        self.assertEqual([a["name"] for a in items], names[::-1])
+        self.assertEqual(statuses[-1], 200)
+        self.assertTrue(all(s == 206 for s in statuses[:-1]))
+        self.assertRegex(ranges[0], r"^name \][a-z0-9-]+\.\.; order=desc, max=3$")
+        self.assertEqual([a["name"] for a in self.walk("name ..; max=4")[1]], names)
+
+    def test_bounds(self):
+        names = lambda rng: [a["name"] for a in self.apps(rng)[2]]   # noqa: E731
+        self.assertEqual(names("name list-app-1..list-app-3"), ["list-app-1", "list-app-2", "list-app-3"])
+        self.assertEqual(names("name ]list-app-1..list-app-3"), ["list-app-2", "list-app-3"])
+        self.assertEqual(names("name list-app-3..list-app-1; order=desc"),
+                         ["list-app-3", "list-app-2", "list-app-1"])
+        self.assertEqual(names("name ]list-app-3..list-app-1; order=desc, max=1"), ["list-app-2"])
+        status, headers, items = self.apps("name ]zzz..")
+        self.assertEqual((status, items), (200, []))
+
+    def test_default_and_largest_page(self):
+        made = ["page-app-%03d" % n for n in range(205 - len(self.apps("id ..; max=1000")[2]))]
+        try:
+            for name in made:
+                mockctl.put_app(url(), name, {})
+            status, headers, items = self.apps()
+            self.assertEqual((status, len(items)), (206, 200))
+            self.assertEqual(headers["Next-Range"], "id ]%s..; max=200" % items[-1]["id"])
+            status, headers, rest = self.apps(headers["Next-Range"])
+            self.assertEqual((status, len(rest)), (200, 5))
+            status, headers, items = self.apps("id ..; max=5000")     # clamped to 1000
+            self.assertEqual((status, len(items)), (200, 205))
+            self.assertIsNone(headers["Next-Range"])
+            self.assertEqual(len(self.apps("id ..; max=1000")[2]), 205)
+        finally:
+            for name in made:
+                mockctl.delete_app(url(), name)
+
+    def test_malformed_range(self):
+        for bad in ("version ..", "id ..%s" % APP_ID, "name A..", "id not-a-uuid..",
+                    "name ..; max=0", "name ..; order=sideways", "name ..; max=x",
+                    "names ..", "id", "bytes=0-10", "name ab..", "id ..; foo=1"):
+            self.assertApiError(api("/apps", headers={"Range": bad}), 400, "bad_request")
+
+    def test_etag_and_not_modified(self):
+        new_app("etag-list-app", {"DATABASE_URL": "postgres://e:S3cretEtagList1@h/d"})
+        status, headers, body = api("/apps")
+        tag = headers["ETag"]
+        self.assertEqual(tag, '"%s"' % hashlib.sha256(body).hexdigest()[:32])
+        before = mockctl.not_modified(url())
+        status, headers, body = api("/apps", headers={"If-None-Match": tag})
+        self.assertEqual((status, body), (304, b""))
+        self.assertEqual(headers["ETag"], tag)
+        self.assertIsNotNone(headers["RateLimit-Remaining"])
+        self.assertEqual(mockctl.not_modified(url()), before + 1)
+        # A cut page has a tag of its own.
+        status, headers, _ = api("/apps", headers={"Range": "name ..; max=1"})
+        self.assertEqual(status, 206)
+        self.assertEqual(api("/apps", headers={"Range": "name ..; max=1",
+                                               "If-None-Match": headers["ETag"]})[0], 304)
+        # A rotation moves released_at: a new body, a new tag.
+        set_var("etag-list-app", "DATABASE_URL", "postgres://e:S3cretEtagList2@h/d")
+        status, headers, _ = api("/apps", headers={"If-None-Match": tag})
+        self.assertEqual(status, 200)
+        self.assertNotEqual(headers["ETag"], tag)
+
+    def test_released_at_moves_with_each_release(self):
+        new_app("moving-app", {"DATABASE_URL": "postgres://m:S3cretMove0@h/d"})
+
+        def listed():
+            return next(a for a in self.apps()[2] if a["name"] == "moving-app")
+        seen = [listed()]
+        # Releases within one second still move released_at (and updated_at).
+        for n in range(1, 4):
+            set_var("moving-app", "DATABASE_URL", "postgres://m:S3cretMove%d@h/d" % n)
+            seen.append(listed())
+        for older, newer in zip(seen, seen[1:]):
+            self.assertGreater(newer["released_at"], older["released_at"])
+            self.assertGreater(newer["updated_at"], older["updated_at"])
+            self.assertEqual(newer["created_at"], older["created_at"])
+        # The newest release is that time, in whole seconds.
+        status, _, body = api("/apps/moving-app/releases", headers={"Range": "version ..; order=desc, max=1"})
+        newest = json.loads(body)[0]
+        self.assertEqual((newest["version"], newest["current"]), (4, True))
+        self.assertEqual(newest["created_at"], seen[-1]["released_at"][:19] + "Z")
+        self.assertEqual(newest["app"], {"id": seen[-1]["id"], "name": "moving-app"})
+        self.assertEqual(mockctl.state(url())["apps"]["moving-app"]["released_at"], seen[-1]["released_at"])
+        # Replacing all config vars is a release too.
+        mockctl.put_app(url(), "moving-app", {"DATABASE_URL": "postgres://m:S3cretMove9@h/d"})
+        self.assertGreater(listed()["released_at"], seen[-1]["released_at"])
+
+    def test_never_released_app(self):
+        answer = mockctl.put_app(url(), "unreleased-app", released=False)
+        self.assertEqual((answer["releases"], answer["current_release"]), ([], None))
+        app = next(a for a in self.apps()[2] if a["name"] == "unreleased-app")
+        self.assertIsNone(app["released_at"])
+        self.assertRegex(app["updated_at"], ISO_MICROS)
+        self.assertEqual(json.loads(api("/apps/unreleased-app/config-vars")[2]), {})
+        self.assertEqual(json.loads(api("/apps/unreleased-app/releases")[2]), [])
+        self.assertApiError(api("/apps/unreleased-app/releases/1/config-vars"), 404, "not_found")
+        self.assertEqual(json.loads(api("/apps/unreleased-app/addon-attachments")[2]), [])
+        SECRET_VALUES.add("postgres://u:S3cretFirstRelease@h/d")
+        mockctl.set_var(url(), "unreleased-app", "DATABASE_URL", "postgres://u:S3cretFirstRelease@h/d")
+        app = next(a for a in self.apps()[2] if a["name"] == "unreleased-app")
+        self.assertRegex(app["released_at"], ISO_MICROS)
+        self.assertEqual([r["version"] for r in json.loads(api("/apps/unreleased-app/releases")[2])], [1])
+        for call, message in ((lambda: mockctl.put_app(url(), "unreleased-app", released=False), "exists"),
+                              (lambda: mockctl.put_app(url(), "unreleased-2", {"A": "b"}, released=False),
+                               "no config vars")):
+            with self.assertRaisesRegex(mockctl.MockError, message):
+                call()
+
+    def test_headers_auth_and_methods(self):
+        self.assertApiError(api("/apps", token=None), 401, "unauthorized")
+        self.assertApiError(api("/apps", token="HRKU-nobody"), 401, "unauthorized")
+        self.assertApiError(api("/apps", headers={"Accept": "application/json"}), 406, "not_acceptable")
+        self.assertApiError(api("/apps", headers={"User-Agent": None}), 400, "bad_request")
+        answer = api("/apps", method="POST", body=b"{}")
+        self.assertApiError(answer, 405, "method_not_allowed")
+        self.assertEqual(answer[1]["Allow"], "GET")
+        self.assertApiError(api("/apps/"), 404, "not_found")
+
+    def test_each_page_takes_a_token(self):
+        try:
+            mockctl.rate_limit(url(), 3, token_email="dave@example.com", refill_per_minute=0)
+            seen = []
+            for rng in ("name ..; max=1", "name ..; max=2", None):
+                status, headers, _ = self.apps(rng, token=DAVE)
+                seen.append((status, headers["RateLimit-Remaining"]))
+            self.assertEqual(seen, [(206, "2"), (206, "1"), (200, "0")])
+            answer = api("/apps", token=DAVE)
+            self.assertApiError(answer, 429, "rate_limit")
+            self.assertEqual(answer[1]["Retry-After"], "60")
+            self.assertEqual(answer[1]["RateLimit-Remaining"], "0")
+        finally:
+            mockctl.rate_limit(url(), 4500, token_email="dave@example.com", refill_per_minute=75)
+
+    def test_counted_under_their_own_key(self):
+        mockctl.reset_counts(url())
+        api("/apps")
+        api("/apps", headers={"Range": "name ..; max=1"})
+        api("/apps/myapp/config-vars")
+        self.assertEqual(mockctl.requests(url())["by_path"]["GET /apps"], 2)
+        self.assertEqual(mockctl.counts(url(), key="GET /apps"), 2)
+        self.assertEqual(mockctl.counts(url(), path="GET /apps"), 3)   # a substring: both
+        r = subprocess.run([sys.executable, MOCKCTL, "--url", url(), "counts", "--key", "GET /apps"],
+                           capture_output=True, timeout=30)
+        self.assertEqual((r.returncode, r.stdout), (0, b"2\n"))
+
+
 # ------------------------------------------------------------- rate limits
 
 class RateLimitTests(MockTest):
@@ -645,6 +864,37 @@ class ControlTests(MockTest):
         text = json.dumps(state)
         for value in SECRET_VALUES:
             self.assertNotIn(value, text)
+
+    def test_stats_give_rates_per_hour(self):
+        mockctl.reset_counts(url())
+        first = mockctl.stats(url())
+        self.assertRegex(first["since"], ISO_MICROS)
+        self.assertEqual((first["api_requests"], first["by_path"]), (0, {}))
+        api("/apps")
+        api("/apps/myapp/config-vars")
+        tag = api("/apps/myapp/config-vars")[1]["ETag"]
+        api("/apps/myapp/config-vars", headers={"If-None-Match": tag})
+        answer = mockctl.stats(url())
+        self.assertEqual(answer["api_requests"], 4)
+        self.assertEqual(answer["by_path"], {"GET /apps": 1, "GET /apps/myapp/config-vars": 3})
+        self.assertEqual(answer["not_modified"], 1)
+        self.assertGreater(answer["seconds"], first["seconds"])
+        self.assertEqual(answer["api_requests_per_hour"], round(4 * 3600 / answer["seconds"], 1))
+        # mockctl per-hour: measured between the two stats calls around it.
+        before = mockctl.stats(url())["seconds"]
+        rate = mockctl.per_hour(url(), path="config-vars")
+        after = mockctl.stats(url())["seconds"]
+        self.assertTrue(3 * 3600 / after - 0.1 <= rate <= 3 * 3600 / before + 0.1, rate)
+        r = subprocess.run([sys.executable, MOCKCTL, "--url", url(), "per-hour", "--key", "GET /apps"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreater(float(r.stdout), 0)
+        r = subprocess.run([sys.executable, MOCKCTL, "--url", url(), "stats"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(json.loads(r.stdout)["by_path"]["GET /apps"], 1)
+        # reset-counts starts the clock again.
+        mockctl.reset_counts(url())
+        self.assertLess(mockctl.stats(url())["seconds"], answer["seconds"])
 
     def test_put_app_replaces_or_recreates(self):
         new_app("put-app", {"A": "S3cretPutOne"}, "11111111-2222-4333-8444-555555555555")
@@ -923,6 +1173,366 @@ class TlsTests(MockTest):
             conn.close()
 
 
+# ---------------------------------------------------------------- webhooks
+
+class Receiver:
+    """A local webhook receiver: records every POST, answers the statuses queued.
+
+    statuses are given out in order, then 200; delay holds each answer.
+    """
+
+    def __init__(self, statuses=(), delay=0.0, tls=False):
+        self.requests = []
+        self.statuses = list(statuses)
+        self.delay = delay
+        self.cond = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver.cond:
+                    status = receiver.statuses.pop(0) if receiver.statuses else 200
+                    receiver.requests.append({"path": self.path, "headers": self.headers,
+                                              "body": body})
+                    receiver.cond.notify_all()
+                time.sleep(receiver.delay)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(os.path.join(ENV["dir"], "server.crt"),
+                                os.path.join(ENV["dir"], "server.key"))
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        self.url = "%s://127.0.0.1:%d/hooks/heroku?x=1" % ("https" if tls else "http",
+                                                            self.server.server_address[1])
+
+    def wait(self, count, timeout=10):
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.requests) >= count, timeout)
+            return list(self.requests)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def signature(secret, body):
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+class WebhookTests(MockTest):
+    """App webhooks: the API, deliveries of api:release events and their record."""
+
+    def setUp(self):
+        mockctl.webhook_settings(url(), backoff=0.05, max_attempts=4, timeout=2)
+        mockctl.clear_deliveries(url())
+        self.receivers = []
+
+    def tearDown(self):
+        for hook in mockctl.webhooks(url()):
+            mockctl.remove_webhook(url(), hook["app"]["name"], hook["id"])
+        for receiver in self.receivers:
+            receiver.close()
+        mockctl.webhook_settings(url(), backoff=1, max_attempts=5, timeout=10)
+
+    def receiver(self, *args, **kwargs):
+        receiver = Receiver(*args, **kwargs)
+        self.receivers.append(receiver)
+        return receiver
+
+    def rotate(self, app, n):
+        set_var(app, "DATABASE_URL", "postgres://w:S3cretHook%d@h/d" % n)
+
+    def post_hook(self, app, spec, token=ALICE, content_type="application/json"):
+        body = spec if isinstance(spec, bytes) else json.dumps(spec).encode()
+        return api("/apps/%s/webhooks" % app, token=token, method="POST", body=body,
+                   headers={"Content-Type": content_type})
+
+    def test_api_create_list_get_delete(self):
+        new_app("hook-api-app", {})
+        spec = {"include": ["api:release"], "level": "sync", "url": "http://127.0.0.1:9/h",
+                "secret": "S3cretHookSecret", "authorization": "Bearer S3cretHookAuth"}
+        status, headers, body = self.post_hook("hook-api-app", spec)
+        self.assertEqual(status, 201, body)
+        self.assertRegex(headers["RateLimit-Remaining"], r"^[0-9]+$")
+        hook = json.loads(body)
+        self.assertEqual(set(hook), {"id", "app", "created_at", "updated_at", "include", "level", "url"})
+        self.assertEqual((hook["include"], hook["level"], hook["url"]),
+                         (["api:release"], "sync", "http://127.0.0.1:9/h"))
+        self.assertEqual(hook["app"]["name"], "hook-api-app")
+        self.assertNotIn(b"S3cret", body)
+        status, headers, body = api("/apps/hook-api-app/webhooks")
+        self.assertEqual((status, json.loads(body)), (200, [hook]))
+        self.assertEqual(headers["Accept-Ranges"], "id")
+        self.assertEqual(api("/apps/hook-api-app/webhooks", headers={"If-None-Match": headers["ETag"]})[0], 304)
+        self.assertEqual(json.loads(api("/apps/%s/webhooks/%s" % (hook["app"]["id"], hook["id"]))[2]), hook)
+        self.assertEqual(mockctl.webhooks(url(), "hook-api-app"), [hook])
+        # The same URL twice on one app is refused; the same URL on another app is not.
+        self.assertApiError(self.post_hook("hook-api-app", spec), 422, "invalid_params")
+        new_app("hook-api-app2", {})
+        self.assertEqual(self.post_hook("hook-api-app2", spec)[0], 201)
+        # Only a token that may write changes webhooks; any token reads them.
+        for token in (BOB, CAROL):
+            self.assertApiError(self.post_hook("hook-api-app", dict(spec, url="http://h/2"), token),
+                                403, "forbidden")
+            self.assertApiError(api("/apps/hook-api-app/webhooks/" + hook["id"], token=token,
+                                    method="DELETE"), 403, "forbidden")
+        self.assertEqual(api("/apps/hook-api-app/webhooks", token=CAROL)[0], 200)
+        status, _, body = api("/apps/hook-api-app/webhooks/" + hook["id"], method="DELETE")
+        self.assertEqual((status, json.loads(body)), (200, hook))
+        for method in ("GET", "DELETE"):
+            self.assertApiError(api("/apps/hook-api-app/webhooks/" + hook["id"], method=method),
+                                404, "not_found")
+        self.assertApiError(self.post_hook("no-such-app", spec), 404, "not_found")
+        answer = api("/apps/hook-api-app/webhooks", method="PUT", body=b"{}")
+        self.assertApiError(answer, 405, "method_not_allowed")
+        self.assertEqual(answer[1]["Allow"], "GET, POST")
+
+    def test_api_refuses_bad_subscriptions(self):
+        new_app("hook-bad-app", {})
+        good = {"include": ["api:release"], "level": "notify", "url": "https://example.com/h"}
+        for change in ({"level": "often"}, {"include": []}, {"include": ["api:nothing"]},
+                       {"include": "api:release"}, {"url": "ftp://example.com/"},
+                       {"url": "http:///nohost"}, {"url": "http://u:p@example.com/"},
+                       {"url": "http://example.com/a b"}, {"url": "http://example.com:99999/"},
+                       {"secret": ""}, {"authorization": "Bearer x\r\nX-Evil: 1"},
+                       {"unknown": 1}, {"url": None}):
+            spec = dict(good, **change)
+            self.assertApiError(self.post_hook("hook-bad-app", spec), 422, "invalid_params")
+        self.assertApiError(self.post_hook("hook-bad-app", b"{not json"), 400, "bad_request")
+        self.assertApiError(self.post_hook("hook-bad-app", good, content_type="text/plain"),
+                            400, "bad_request")
+        self.assertEqual(self.post_hook("hook-bad-app", good, content_type="application/json; charset=utf-8")[0], 201)
+        with self.assertRaisesRegex(mockctl.MockError, "400 level must be"):
+            mockctl.add_webhook(url(), "hook-bad-app", "http://h/", level="often")
+        with self.assertRaisesRegex(mockctl.MockError, "404"):
+            mockctl.add_webhook(url(), "no-such-app", "http://h/")
+
+    def test_notify_delivery_is_signed_and_complete(self):
+        app = new_app("hook-notify-app", {})
+        receiver = self.receiver()
+        status, _, body = self.post_hook("hook-notify-app", {
+            "include": ["api:release"], "level": "notify", "url": receiver.url,
+            "secret": "S3cretNotifySecret", "authorization": "Bearer S3cretNotifyAuth"})
+        hook = json.loads(body)
+        self.rotate("hook-notify-app", 1)
+        done = mockctl.wait_deliveries(url(), 1, app="hook-notify-app")
+        got = receiver.wait(1)
+        self.assertEqual(len(got), 1)
+        request = got[0]
+        self.assertEqual(request["path"], "/hooks/heroku?x=1")
+        self.assertEqual(request["headers"]["Content-Type"], "application/json")
+        self.assertEqual(request["headers"]["Authorization"], "Bearer S3cretNotifyAuth")
+        self.assertTrue(hmac.compare_digest(request["headers"]["Heroku-Webhook-Hmac-SHA256"],
+                                            signature("S3cretNotifySecret", request["body"])))
+        event = json.loads(request["body"])
+        self.assertEqual((event["resource"], event["action"]), ("release", "create"))
+        self.assertEqual(event["version"], "application/vnd.heroku+json; version=3")
+        self.assertEqual(event["data"]["version"], 2)
+        self.assertEqual(event["data"]["app"], {"id": app["id"], "name": "hook-notify-app"})
+        self.assertEqual((event["data"]["status"], event["data"]["current"]), ("succeeded", True))
+        self.assertEqual(event["data"]["description"], "Set DATABASE_URL config vars")
+        self.assertEqual(event["previous_data"], {})
+        self.assertEqual(event["actor"]["email"], "alice@example.com")
+        self.assertIsNone(event["sequence"])
+        for key in ("created_at", "published_at"):
+            self.assertRegex(event[key], ISO_SECONDS)
+        # The event's ids are those of the mock's record of the delivery.
+        delivery = done[0]
+        meta = event["webhook_metadata"]
+        self.assertEqual(meta, {"attempt": {"id": delivery["attempts"][0]["id"]},
+                                "delivery": {"id": delivery["id"]},
+                                "event": {"id": event["id"], "include": "api:release"},
+                                "webhook": {"id": hook["id"]}})
+        self.assertEqual((delivery["status"], delivery["num_attempts"], delivery["version"]),
+                         ("succeeded", 1, 2))
+        self.assertEqual((delivery["level"], delivery["event_id"], delivery["webhook_id"]),
+                         ("notify", event["id"], hook["id"]))
+        self.assertEqual(delivery["attempts"][0]["code"], 200)
+        # The release the event names is the one the API shows.
+        releases = json.loads(api("/apps/hook-notify-app/releases")[2])
+        self.assertEqual(releases[-1], event["data"])
+        # Neither the secret nor the authorization value reaches the log.
+        with open(ENV["logfile"], encoding="utf-8") as f:
+            log = f.read()
+        self.assertIn("delivery %s attempt 1: 200" % delivery["id"], log)
+        self.assertNotIn("S3cretNotify", log)
+        self.assertNotIn(receiver.url, log)
+
+    def test_notify_makes_one_attempt(self):
+        new_app("hook-once-app", {})
+        receiver = self.receiver([500, 500])
+        mockctl.add_webhook(url(), "hook-once-app", receiver.url, level="notify")
+        self.rotate("hook-once-app", 2)
+        delivery = mockctl.wait_deliveries(url(), 1, app="hook-once-app")[0]
+        self.assertEqual((delivery["status"], delivery["num_attempts"]), ("failed", 1))
+        self.assertEqual(delivery["attempts"][0]["code"], 500)
+        time.sleep(0.3)       # several back-off periods: still no second attempt
+        self.assertEqual(len(receiver.requests), 1)
+
+    def test_sync_retries_until_a_2xx(self):
+        new_app("hook-sync-app", {})
+        receiver = self.receiver([500, 302, 204])
+        hook = mockctl.add_webhook(url(), "hook-sync-app", receiver.url, secret="S3cretSyncSecret")
+        start = time.monotonic()
+        self.rotate("hook-sync-app", 3)
+        delivery = mockctl.wait_deliveries(url(), 1, app="hook-sync-app")[0]
+        # Back-off 0.05 s, doubled: at least 0.05 + 0.1 s between the three.
+        self.assertGreaterEqual(time.monotonic() - start, 0.15)
+        self.assertEqual((delivery["status"], delivery["num_attempts"]), ("succeeded", 3))
+        self.assertEqual([a["code"] for a in delivery["attempts"]], [500, 302, 204])
+        self.assertEqual([a["status"] for a in delivery["attempts"]], ["failed", "failed", "succeeded"])
+        self.assertIsNone(delivery["next_attempt_at"])
+        got = receiver.wait(3)
+        events = [json.loads(r["body"]) for r in got]
+        # One delivery and one event, a new attempt id each time, each body signed.
+        self.assertEqual({e["webhook_metadata"]["delivery"]["id"] for e in events}, {delivery["id"]})
+        self.assertEqual({e["id"] for e in events}, {delivery["event_id"]})
+        self.assertEqual([e["webhook_metadata"]["attempt"]["id"] for e in events],
+                         [a["id"] for a in delivery["attempts"]])
+        self.assertEqual({e["webhook_metadata"]["webhook"]["id"] for e in events}, {hook["id"]})
+        for r in got:
+            self.assertEqual(r["headers"]["Heroku-Webhook-Hmac-SHA256"],
+                             signature("S3cretSyncSecret", r["body"]))
+            self.assertIsNone(r["headers"]["Authorization"])
+
+    def test_sync_gives_up_at_the_limit(self):
+        new_app("hook-limit-app", {})
+        mockctl.webhook_settings(url(), max_attempts=3)
+        receiver = self.receiver([503] * 10)
+        mockctl.add_webhook(url(), "hook-limit-app", receiver.url)
+        self.rotate("hook-limit-app", 4)
+        delivery = mockctl.wait_deliveries(url(), 1, app="hook-limit-app")[0]
+        self.assertEqual((delivery["status"], delivery["num_attempts"]), ("failed", 3))
+        time.sleep(0.5)
+        self.assertEqual(len(receiver.requests), 3)
+
+    def test_connection_failures_are_retried(self):
+        new_app("hook-down-app", {})
+        mockctl.webhook_settings(url(), max_attempts=2)
+        mockctl.add_webhook(url(), "hook-down-app", "http://127.0.0.1:%d/h" % free_port())
+        self.rotate("hook-down-app", 5)
+        delivery = mockctl.wait_deliveries(url(), 1, app="hook-down-app")[0]
+        self.assertEqual((delivery["status"], delivery["num_attempts"]), ("failed", 2))
+        for attempt in delivery["attempts"]:
+            self.assertIsNone(attempt["code"])
+            self.assertEqual(attempt["error_class"], "ConnectionRefusedError")
+
+    def test_timeout_is_a_failed_attempt(self):
+        new_app("hook-slow-app", {})
+        mockctl.webhook_settings(url(), max_attempts=2, timeout=0.2)
+        receiver = self.receiver([200, 200], delay=0.5)
+        mockctl.add_webhook(url(), "hook-slow-app", receiver.url)
+        start = time.monotonic()
+        self.rotate("hook-slow-app", 6)
+        # The API answer never waits for a delivery.
+        self.assertLess(time.monotonic() - start, 0.2)
+        delivery = mockctl.wait_deliveries(url(), 1, app="hook-slow-app")[0]
+        self.assertEqual([a["error_class"] for a in delivery["attempts"]], ["TimeoutError"] * 2)
+        self.assertEqual(delivery["status"], "failed")
+
+    def test_https_receiver_verified_with_the_test_ca(self):
+        new_app("hook-tls-app", {})
+        receiver = self.receiver(tls=True)
+        mockctl.add_webhook(url(), "hook-tls-app", receiver.url, level="notify")
+        self.rotate("hook-tls-app", 7)
+        delivery = mockctl.wait_deliveries(url(), 1, app="hook-tls-app")[0]
+        self.assertEqual(delivery["status"], "succeeded")
+        self.assertEqual(len(receiver.wait(1)), 1)
+        self.assertNotIn("Heroku-Webhook-Hmac-SHA256", receiver.requests[0]["headers"])
+
+    def test_every_kind_of_change_and_only_subscribed_apps(self):
+        new_app("hook-each-app", {"A": "x"})
+        new_app("hook-quiet-app", {"A": "x"})
+        receiver = self.receiver()
+        mockctl.add_webhook(url(), "hook-each-app", receiver.url)
+        # Not subscribed to releases: never told.
+        mockctl.add_webhook(url(), "hook-each-app", receiver.url + "&other", include=["api:dyno"])
+        mockctl.set_vars(url(), "hook-each-app", {"A": "y", "B": "z"})       # v2
+        mockctl.unset_var(url(), "hook-each-app", "B")                       # v3
+        mockctl.put_app(url(), "hook-each-app", {"C": "w"})                  # v4
+        mockctl.set_var(url(), "hook-quiet-app", "A", "y")
+        done = mockctl.wait_deliveries(url(), 3)
+        self.assertEqual(sorted(d["version"] for d in done), [2, 3, 4])
+        self.assertEqual({d["app"]["name"] for d in done}, {"hook-each-app"})
+        self.assertEqual(len(receiver.wait(3)), 3)
+        time.sleep(0.2)
+        self.assertEqual(len(receiver.requests), 3)
+
+    def test_removed_webhook_stops_retrying(self):
+        new_app("hook-gone-app", {})
+        mockctl.webhook_settings(url(), backoff=0.5, max_attempts=5)
+        receiver = self.receiver([500] * 10)
+        hook = mockctl.add_webhook(url(), "hook-gone-app", receiver.url)
+        self.rotate("hook-gone-app", 8)
+        receiver.wait(1)
+        mockctl.remove_webhook(url(), "hook-gone-app", hook["id"])
+        delivery = mockctl.wait_deliveries(url(), 1, app="hook-gone-app")[0]
+        self.assertEqual((delivery["status"], delivery["num_attempts"]), ("skipped", 1))
+        # Deleting an app removes its webhooks.
+        mockctl.add_webhook(url(), "hook-gone-app", receiver.url)
+        mockctl.delete_app(url(), "hook-gone-app")
+        self.assertEqual(mockctl.webhooks(url(), "hook-gone-app"), [])
+
+    def test_mockctl_commands(self):
+        new_app("hook-cli-app", {})
+        receiver = self.receiver([500])
+
+        def cli(*args):
+            r = subprocess.run([sys.executable, MOCKCTL, "--url", url()] + list(args),
+                               capture_output=True, timeout=30, text=True)
+            self.assertEqual((r.returncode, r.stderr), (0, ""))
+            return r.stdout.strip()
+        settings = json.loads(cli("webhook-settings", "--backoff", "0.01", "--attempts", "3"))
+        self.assertEqual(settings, {"backoff": 0.01, "max_attempts": 3, "timeout": 2})
+        hook_id = cli("add-webhook", "hook-cli-app", receiver.url, "--secret", "S3cretCliSecret",
+                      "--level", "sync")
+        self.assertRegex(hook_id, r"^[0-9a-f-]{36}$")
+        self.assertEqual([w["id"] for w in json.loads(cli("webhooks", "--app", "hook-cli-app"))],
+                         [hook_id])
+        self.rotate("hook-cli-app", 9)
+        self.assertEqual(cli("wait-deliveries", "1", "--app", "hook-cli-app",
+                             "--status", "succeeded", "--timeout", "10"), "")
+        self.assertEqual(cli("deliveries", "--app", "hook-cli-app", "--count"), "1")
+        (delivery,) = json.loads(cli("deliveries", "--app", "hook-cli-app"))
+        self.assertEqual([a["code"] for a in delivery["attempts"]], [500, 200])
+        self.assertEqual(cli("remove-webhook", "hook-cli-app", hook_id), "")
+        self.assertEqual(json.loads(cli("webhooks", "--app", "hook-cli-app")), [])
+        self.assertEqual(cli("clear-deliveries"), "")
+        self.assertEqual(cli("deliveries", "--count"), "0")
+        r = subprocess.run([sys.executable, MOCKCTL, "--url", url(), "wait-deliveries", "1",
+                            "--timeout", "0.2"], capture_output=True, text=True, timeout=30)
+        self.assertEqual((r.returncode, r.stdout), (1, ""))
+        self.assertRegex(r.stderr, r"^mockctl: 0 of 1 deliveries over after 0.2s\n$")
+
+    def test_counted_in_stats(self):
+        new_app("hook-stats-app", {})
+        receiver = self.receiver([500])
+        mockctl.add_webhook(url(), "hook-stats-app", receiver.url)
+        mockctl.reset_counts(url())
+        self.rotate("hook-stats-app", 10)
+        mockctl.wait_deliveries(url(), 1, app="hook-stats-app")
+        self.assertEqual(mockctl.stats(url())["webhooks"],
+                         {"deliveries": 1, "attempts": 2, "succeeded": 1, "failed": 0, "skipped": 0})
+        # Webhook deliveries are no API requests.
+        self.assertEqual(mockctl.counts(url()), 0)
+
+    def test_settings_refusals(self):
+        for body, message in (({"backoff": -1}, "backoff must be"), ({"max_attempts": 0}, "max_attempts"),
+                              ({"timeout": 0}, "timeout must be"), ({"retries": 1}, "body:")):
+            with self.assertRaisesRegex(mockctl.MockError, message):
+                mockctl.call(url(), "POST", "/__mock/webhook-settings", body)
+
+
 # ---------------------------------------------------------------- mockctl
 
 class MockctlTests(MockTest):
@@ -1084,9 +1694,33 @@ class LifecycleTests(MockTest):
             self.assertEqual(proc.wait(10), 0)
         self.assertFalse(os.path.exists(pidfile))
 
-    def run_mock(self, *args):
+    def run_mock(self, *args, env=None):
         return subprocess.run([sys.executable, MOCK] + list(args), capture_output=True,
-                              text=True, timeout=20)
+                              text=True, timeout=20, env=env)
+
+    def test_webhook_settings_from_the_environment(self):
+        port = free_port()
+        env = dict(os.environ, HEROKU_MOCK_WEBHOOK_BACKOFF="0.25", HEROKU_MOCK_WEBHOOK_ATTEMPTS="7",
+                   HEROKU_MOCK_WEBHOOK_TIMEOUT="3")
+        proc, _, _, _ = start_mock(ENV["dir"], port, env=env)
+        try:
+            self.assertEqual(mockctl.webhook_settings("http://127.0.0.1:%d" % port),
+                             {"backoff": 0.25, "max_attempts": 7, "timeout": 3.0})
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        tokens = os.path.join(ENV["dir"], "tokens.json")
+        for var, value, message in (("HEROKU_MOCK_WEBHOOK_ATTEMPTS", "many", "not a number"),
+                                    ("HEROKU_MOCK_WEBHOOK_ATTEMPTS", "0", "max_attempts must be"),
+                                    ("HEROKU_MOCK_WEBHOOK_BACKOFF", "nan", "backoff must be")):
+            r = self.run_mock("--port", str(free_port()), "--tokens-file", tokens,
+                              env=dict(os.environ, **{var: value}))
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("%s: %s" % (var, message), r.stderr)
+        r = self.run_mock("--port", str(free_port()), "--tokens-file", tokens,
+                          "--webhook-ca", os.path.join(ENV["dir"], "no-such-ca.crt"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot start", r.stderr)
 
     def test_refuses_a_non_loopback_host(self):
         r = self.run_mock("--host", "0.0.0.0", "--port", str(free_port()),

@@ -453,6 +453,7 @@ start_mock() {
 	setsid "${AS_PG[@]}" "$PY" "$src" --port "$HR_MOCK_PORT" --tls-port "$HR_MOCK_TLS_PORT" \
 		--tls-cert "$HR_TEST_DIR/tls/server.crt" --tls-key "$HR_TEST_DIR/tls/server.key" \
 		--tokens-file "$HR_TEST_DIR/tokens.json" --data "$HR_TEST_DIR/mock-data.json" \
+		--webhook-ca "$HR_TEST_DIR/tls/ca.crt" \
 		--pidfile "$HR_TEST_DIR/mock.pid" --log "$HR_TEST_DIR/mock.log" \
 		</dev/null >>"$HR_TEST_DIR/mock.out" 2>&1 &
 	for ((i = 0; i < 150; i++)); do
