@@ -743,6 +743,18 @@ is($r->{rc}, 0, '--exec: a perl child ran');
 ok(-f $envfile && slurp($envfile) eq $url_out, '--exec: DATABASE_URL is the URL form');
 is($r->{out}, "mark=kept\n", '--exec: the rest of the environment is passed on');
 
+# the account-wide token stays with heroku-pg-resolve: the command gets DATABASE_URL, not it
+my $env_probe = 'print join(",", exists $ENV{HEROKU_API_KEY} ? "HEROKU_API_KEY" : "no key",'
+  . ' $ENV{DATABASE_URL} ? "url" : "no url", $ENV{HR_MARK} // "no mark"), "\n"';
+$r = cli(args => [ '--exec', 'myapp', '--', $^X, '-e', $env_probe ],
+	env => { HEROKU_API_KEY => $TOKEN, HR_MARK => 'kept' }, no_key => 1, child => 1);
+is($r->{rc} . ' ' . $r->{out}, "0 no key,url,kept\n",
+	'--exec: HEROKU_API_KEY, the token used, is not passed to the command');
+$r = cli(args => [ '--exec', 'myapp', '--', $^X, '-e', $env_probe ],
+	env => { HEROKU_API_KEY => $BAD_TOKEN, HR_MARK => 'kept' }, child => 1);
+is($r->{rc} . ' ' . $r->{out}, "0 no key,url,kept\n",
+	'--exec: HEROKU_API_KEY is not passed to the command when the token came from --api-key-file');
+
 $r = cli(args => [ '--exec', 'myapp', 'HEROKU_POSTGRESQL_VIOLET', '--', $^X, '-e',
 		'open(my $p, "|-", "psql", "-X", "-At", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres") or die;'
 		  . 'print $p "\\\\connect \x27$ENV{DATABASE_URL}\x27\n' . $WHO_SQL . ';\n"; close $p; exit($? >> 8)' ],
