@@ -668,6 +668,42 @@ $r = cli(args => [ '--service', 'hr_link', 'myapp' ], env => { PGSERVICEFILE => 
 ok($r->{rc} == 0 && -l "$sdir/link.conf" && slurp($target) eq "# target\n\n[hr_link]\n$BLOCK",
 	'a symbolic link stays; its target gets the section');
 
+# a link is followed only when the caller (or root) owns it, and in a sticky world-writable
+# directory only when the caller owns it: another user could have planted it there
+SKIP:
+{
+	skip 'HR_PLANTED_LINKS not set (test/testenv.sh start as root makes them)', 22
+	  unless $ENV{HR_PLANTED_LINKS};
+	my $pl = $ENV{HR_PLANTED_LINKS};
+	my $ptarget = "$pl/target.conf";
+	my $orig = slurp($ptarget);
+	# a link of the caller's own that leads to a planted one
+	symlink("$pl/sticky/foreign.conf", "$sdir/chain.conf") or die "symlink: $!\n";
+	for my $c (
+		[ "$pl/sticky/foreign.conf", "$pl/sticky/foreign.conf", 'another user\'s link in a sticky world-writable directory' ],
+		[ "$pl/sticky/root.conf", "$pl/sticky/root.conf", 'root\'s link in a sticky world-writable directory' ],
+		[ "$pl/plain/foreign.conf", "$pl/plain/foreign.conf", 'another user\'s link in a plain directory' ],
+		[ "$sdir/chain.conf", "$pl/sticky/foreign.conf", 'an own link to another user\'s link' ])
+	{
+		my ($file, $named, $name) = @$c;
+		$r = cli(args => [ '--service', 'hr_planted', '--service-file', $file, 'myapp' ]);
+		is_error($r, 73, qr/refusing to follow the symbolic link "\Q$named\E"/, "service file: $name");
+		ok(slurp($ptarget) eq $orig && !-e "$ptarget.lock", "service file: $name: the target is untouched");
+	}
+	$r = cli(args => [ '--service', 'hr_planted', '--service-file', "$pl/plain/root.conf", 'myapp' ]);
+	ok($r->{rc} == 0 && slurp($ptarget) eq "$orig\n[hr_planted]\n$BLOCK",
+		'service file: root\'s link in a plain directory is followed') or diag(mask($r->{err}));
+	my $own_target = "$sdir/own-target.conf";
+	spew($own_target, "# own\n");
+	my $own = "$pl/sticky/own-$$.conf";
+	symlink($own_target, $own) or die "symlink: $!\n";
+	$r = cli(args => [ '--service', 'hr_own', '--service-file', $own, 'myapp' ]);
+	ok($r->{rc} == 0 && -l $own && slurp($own_target) eq "# own\n\n[hr_own]\n$BLOCK",
+		'service file: the caller\'s own link in a sticky world-writable directory is followed')
+	  or diag(mask($r->{err}));
+	unlink $own;
+}
+
 # failures: missing directory, unreadable file
 $r = cli(args => [ '--service', 'hr_x', 'myapp' ], env => { PGSERVICEFILE => "$sdir/no/such/dir/pg_service.conf" });
 is_error($r, 73, qr/directory "[^"]*no\/such\/dir" does not exist/, 'service file in a missing directory');
