@@ -355,11 +355,18 @@ write_service(const char *file, const char *name, const hr_result *r)
 	return EX_CANTCREAT;
 }
 
+/*
+ * --exec: COMMAND gets DATABASE_URL, and not the account-wide API token,
+ * which reads every app's config vars: HEROKU_API_KEY is removed (whatever
+ * the token's source was).  The rest of the environment is passed on.
+ */
 static int
 run_command(char **cmd, const char *url)
 {
 	int			e;
 
+	/* every copy of it: glibc's unsetenv() fails only on an invalid name */
+	(void) unsetenv("HEROKU_API_KEY");
 	if (setenv("DATABASE_URL", url, 1) != 0)
 	{
 		fail_line(OOM_HINT, "could not set DATABASE_URL: %s", strerror(errno));

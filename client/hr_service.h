@@ -79,8 +79,10 @@ extern void hr_service_free(char *text, size_t len);
  * creating the file if needed.  Serialized against other writers by an
  * flock() on "<path>.lock"; the new text goes to a temporary file in the
  * same directory, mode 0600, fsync'd, then renamed over path, and the
- * directory fsync'd.  A symbolic link at path is followed: its target is
- * replaced.
+ * directory fsync'd.  A symbolic link at path is followed, link by link,
+ * and its target replaced, but only a link owned by the caller or root, and
+ * in a sticky world-writable directory (such as /tmp) only one owned by the
+ * caller: another is refused (HR_SERVICE_EIO), and nothing is written.
  */
 extern hr_service_status hr_service_file_update(const char *path,
 												const char *name, int n,

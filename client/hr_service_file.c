@@ -141,6 +141,162 @@ dir_of(const char *path)
 	return dir;
 }
 
+/* The last part of path, as a malloc'd string. */
+static char *
+base_of(const char *path)
+{
+	char	   *copy = strdup(path);
+	char	   *base;
+
+	if (copy == NULL)
+		return NULL;
+	base = strdup(basename(copy));
+	free(copy);
+	return base;
+}
+
+/* Most links followed in a row, as the kernel allows (then ELOOP). */
+#define HR_SERVICE_MAX_LINKS 40
+
+/*
+ * Follow path while it names a symbolic link, link by link, and set
+ * *target (malloc'd) to the path it leads to; path itself if it is no link.
+ *
+ * A link planted by another user could point the writer at any file the
+ * caller may write, so a link is followed only when it is the caller's or
+ * root's, and one in a sticky world-writable directory (such as /tmp) only
+ * when it is the caller's: the kernel's fs.protected_symlinks rule, with
+ * root's links in such a directory refused too.  Each link is opened
+ * itself (O_PATH | O_NOFOLLOW) so that the link whose owner is checked is
+ * the link that is read.  Directories along the way are left to the
+ * kernel, as for a path that is no link.
+ */
+static hr_service_status
+follow_links(const char *path, char **target, hr_service_error *err)
+{
+	hr_service_status st = HR_SERVICE_OK;
+	uid_t		me = geteuid();
+	char	   *cur = strdup(path);
+	char	   *dir = NULL;
+	char	   *base = NULL;
+	int			dfd = -1;
+	int			lfd = -1;
+	int			hops;
+
+	*target = NULL;
+	if (cur == NULL)
+		goto oom;
+	for (hops = 0;; hops++)
+	{
+		struct stat lsb;
+		struct stat dsb;
+		char		text[PATH_MAX];
+		ssize_t		len;
+		char	   *next;
+		const char *why = NULL;
+
+		dir = dir_of(cur);
+		base = base_of(cur);
+		if (dir == NULL || base == NULL)
+			goto oom;
+		dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0)
+			lfd = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0 || lfd < 0 || fstat(lfd, &lsb) != 0)
+		{
+			int			e = errno;
+
+			/* no link at all: what goes wrong is reported on writing */
+			if (hops == 0)
+				break;
+			st = io_error(err, "could not follow the symbolic link \"%s\"", path, e);
+			goto done;
+		}
+		if (!S_ISLNK(lsb.st_mode))
+			break;
+		if (hops == HR_SERVICE_MAX_LINKS)
+		{
+			st = io_error(err, "could not follow the symbolic link \"%s\"", path, ELOOP);
+			goto done;
+		}
+
+		if (lsb.st_uid != me && lsb.st_uid != 0)
+			why = "it is owned by another user";
+		else if (lsb.st_uid != me)
+		{
+			if (fstat(dfd, &dsb) != 0)
+			{
+				st = io_error(err, "could not access directory \"%s\"", dir, errno);
+				goto done;
+			}
+			if ((dsb.st_mode & S_ISVTX) && (dsb.st_mode & S_IWOTH))
+				why = "it is in a sticky world-writable directory and owned by another user";
+		}
+		if (why)
+		{
+			if (err)
+			{
+				err->status = HR_SERVICE_EIO;
+				snprintf(err->message, sizeof(err->message),
+						 "refusing to follow the symbolic link \"%.300s\": %s", cur, why);
+			}
+			set_hint(err, "Give the file itself, or a link you own (--service-file or PGSERVICEFILE).");
+			st = HR_SERVICE_EIO;
+			goto done;
+		}
+
+		len = readlinkat(lfd, "", text, sizeof(text));
+		if (len < 0 || (size_t) len >= sizeof(text))
+		{
+			st = io_error(err, "could not follow the symbolic link \"%s\"", cur,
+						  len < 0 ? errno : ENAMETOOLONG);
+			goto done;
+		}
+		text[len] = '\0';
+		if (text[0] == '/')
+			next = strdup(text);
+		else
+		{
+			/* relative to the link's directory */
+			next = malloc(strlen(dir) + (size_t) len + 2);
+			if (next)
+				sprintf(next, "%s/%s", dir, text);
+		}
+		if (next == NULL)
+			goto oom;
+		free(cur);
+		cur = next;
+		free(dir);
+		free(base);
+		dir = base = NULL;
+		close(lfd);
+		close(dfd);
+		lfd = dfd = -1;
+	}
+	*target = cur;
+	cur = NULL;
+	goto done;
+
+oom:
+	if (err)
+	{
+		err->status = HR_SERVICE_ENOMEM;
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		err->hint[0] = '\0';
+	}
+	st = HR_SERVICE_ENOMEM;
+
+done:
+	if (lfd >= 0)
+		close(lfd);
+	if (dfd >= 0)
+		close(dfd);
+	free(dir);
+	free(base);
+	free(cur);
+	return st;
+}
+
 hr_service_status
 hr_service_file_update(const char *path, const char *name, int n,
 					   const char *const *keywords, const char *const *values,
@@ -169,19 +325,11 @@ hr_service_file_update(const char *path, const char *name, int n,
 	}
 
 	/* a symbolic link (dotfiles kept elsewhere): replace what it points to */
-	if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode))
-	{
-		target = realpath(path, NULL);
-		if (target == NULL)
-		{
-			st = io_error(err, "could not follow the symbolic link \"%s\"", path, errno);
-			goto done;
-		}
-	}
-	else
-		target = strdup(path);
-	dir = target ? dir_of(target) : NULL;
-	if (target == NULL || dir == NULL)
+	st = follow_links(path, &target, err);
+	if (st != HR_SERVICE_OK)
+		goto done;
+	dir = dir_of(target);
+	if (dir == NULL)
 		goto oom;
 
 	if (stat(dir, &sb) != 0)

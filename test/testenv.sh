@@ -467,8 +467,33 @@ start_mock() {
 	die "the mock did not start listening on ports $HR_MOCK_PORT and $HR_MOCK_TLS_PORT"
 }
 
+# Symbolic links another user planted, for the service-file writer's tests (test/t/050_client.pl):
+# only root can make a link owned by someone else, so they exist only when start runs as root,
+# and env.sh sets HR_PLANTED_LINKS only then. Made after the last chown -R, which would make the
+# links postgres's. The directories are postgres's (so that postgres can delete them); each link
+# points at target.conf, postgres's own file:
+#   sticky/  mode 1777, like /tmp:  foreign.conf (owned by nobody), root.conf (owned by root)
+#   plain/   mode 0755:             foreign.conf (owned by nobody), root.conf (owned by root)
+PLANTED=$HR_TEST_DIR/planted-links
+make_planted_links() {
+	local d
+	[[ $(id -u) -eq 0 ]] || return 0
+	mkdir -m 0755 "$PLANTED" "$PLANTED/plain"
+	mkdir -m 1777 "$PLANTED/sticky"
+	chmod 1777 "$PLANTED/sticky"
+	printf '# planted-link target\n' >"$PLANTED/target.conf"
+	chmod 0600 "$PLANTED/target.conf"
+	chown postgres:postgres "$PLANTED" "$PLANTED/plain" "$PLANTED/sticky" "$PLANTED/target.conf"
+	for d in sticky plain; do
+		ln -s "$PLANTED/target.conf" "$PLANTED/$d/foreign.conf"
+		chown -h 65534:65534 "$PLANTED/$d/foreign.conf" # nobody
+		ln -s "$PLANTED/target.conf" "$PLANTED/$d/root.conf"
+	done
+}
+
 write_env_sh() {
-	local t=$HR_TEST_DIR/tls
+	local t=$HR_TEST_DIR/tls planted=''
+	if [[ $(id -u) -eq 0 ]]; then planted=$PLANTED; fi
 	cat >"$HR_TEST_DIR/env.sh" <<ENV
 # heroku_resolver test environment: paths and ports only, no secret values.
 export HR_TEST_DIR=$HR_TEST_DIR
@@ -511,6 +536,8 @@ export HR_REMOTE2_SOCK=$HR_TEST_DIR/sock-remote2
 export HR_MYAPP_ID=$MYAPP_ID
 export HR_QUIRKY_APP_ID=$QUIRKY_ID
 export HR_OTHER_APP_ID=$OTHER_ID
+# symbolic links owned by other users (see make_planted_links); empty unless started as root
+export HR_PLANTED_LINKS=$planted
 export PATH=$PGBIN:\$PATH
 ENV
 	chmod 0644 "$HR_TEST_DIR/env.sh"
@@ -548,6 +575,7 @@ cmd_start() {
 	start_mock
 	write_env_sh
 	if [[ $(id -u) -eq 0 ]]; then chown -R postgres:postgres "$HR_TEST_DIR"; fi
+	make_planted_links
 	say "started in $HR_TEST_DIR: local :$HR_LOCAL_PORT, remote :$HR_REMOTE_PORT," \
 		"remote2 :$HR_REMOTE2_PORT, mock :$HR_MOCK_PORT (TLS :$HR_MOCK_TLS_PORT)"
 	say "use it with: . $HR_TEST_DIR/env.sh"

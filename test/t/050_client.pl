@@ -668,6 +668,42 @@ $r = cli(args => [ '--service', 'hr_link', 'myapp' ], env => { PGSERVICEFILE => 
 ok($r->{rc} == 0 && -l "$sdir/link.conf" && slurp($target) eq "# target\n\n[hr_link]\n$BLOCK",
 	'a symbolic link stays; its target gets the section');
 
+# a link is followed only when the caller (or root) owns it, and in a sticky world-writable
+# directory only when the caller owns it: another user could have planted it there
+SKIP:
+{
+	skip 'HR_PLANTED_LINKS not set (test/testenv.sh start as root makes them)', 22
+	  unless $ENV{HR_PLANTED_LINKS};
+	my $pl = $ENV{HR_PLANTED_LINKS};
+	my $ptarget = "$pl/target.conf";
+	my $orig = slurp($ptarget);
+	# a link of the caller's own that leads to a planted one
+	symlink("$pl/sticky/foreign.conf", "$sdir/chain.conf") or die "symlink: $!\n";
+	for my $c (
+		[ "$pl/sticky/foreign.conf", "$pl/sticky/foreign.conf", 'another user\'s link in a sticky world-writable directory' ],
+		[ "$pl/sticky/root.conf", "$pl/sticky/root.conf", 'root\'s link in a sticky world-writable directory' ],
+		[ "$pl/plain/foreign.conf", "$pl/plain/foreign.conf", 'another user\'s link in a plain directory' ],
+		[ "$sdir/chain.conf", "$pl/sticky/foreign.conf", 'an own link to another user\'s link' ])
+	{
+		my ($file, $named, $name) = @$c;
+		$r = cli(args => [ '--service', 'hr_planted', '--service-file', $file, 'myapp' ]);
+		is_error($r, 73, qr/refusing to follow the symbolic link "\Q$named\E"/, "service file: $name");
+		ok(slurp($ptarget) eq $orig && !-e "$ptarget.lock", "service file: $name: the target is untouched");
+	}
+	$r = cli(args => [ '--service', 'hr_planted', '--service-file', "$pl/plain/root.conf", 'myapp' ]);
+	ok($r->{rc} == 0 && slurp($ptarget) eq "$orig\n[hr_planted]\n$BLOCK",
+		'service file: root\'s link in a plain directory is followed') or diag(mask($r->{err}));
+	my $own_target = "$sdir/own-target.conf";
+	spew($own_target, "# own\n");
+	my $own = "$pl/sticky/own-$$.conf";
+	symlink($own_target, $own) or die "symlink: $!\n";
+	$r = cli(args => [ '--service', 'hr_own', '--service-file', $own, 'myapp' ]);
+	ok($r->{rc} == 0 && -l $own && slurp($own_target) eq "# own\n\n[hr_own]\n$BLOCK",
+		'service file: the caller\'s own link in a sticky world-writable directory is followed')
+	  or diag(mask($r->{err}));
+	unlink $own;
+}
+
 # failures: missing directory, unreadable file
 $r = cli(args => [ '--service', 'hr_x', 'myapp' ], env => { PGSERVICEFILE => "$sdir/no/such/dir/pg_service.conf" });
 is_error($r, 73, qr/directory "[^"]*no\/such\/dir" does not exist/, 'service file in a missing directory');
@@ -742,6 +778,18 @@ my $url_out = cli(args => [ '--url', 'myapp' ], secret_out => 1)->{out} =~ s/\n\
 is($r->{rc}, 0, '--exec: a perl child ran');
 ok(-f $envfile && slurp($envfile) eq $url_out, '--exec: DATABASE_URL is the URL form');
 is($r->{out}, "mark=kept\n", '--exec: the rest of the environment is passed on');
+
+# the account-wide token stays with heroku-pg-resolve: the command gets DATABASE_URL, not it
+my $env_probe = 'print join(",", exists $ENV{HEROKU_API_KEY} ? "HEROKU_API_KEY" : "no key",'
+  . ' $ENV{DATABASE_URL} ? "url" : "no url", $ENV{HR_MARK} // "no mark"), "\n"';
+$r = cli(args => [ '--exec', 'myapp', '--', $^X, '-e', $env_probe ],
+	env => { HEROKU_API_KEY => $TOKEN, HR_MARK => 'kept' }, no_key => 1, child => 1);
+is($r->{rc} . ' ' . $r->{out}, "0 no key,url,kept\n",
+	'--exec: HEROKU_API_KEY, the token used, is not passed to the command');
+$r = cli(args => [ '--exec', 'myapp', '--', $^X, '-e', $env_probe ],
+	env => { HEROKU_API_KEY => $BAD_TOKEN, HR_MARK => 'kept' }, child => 1);
+is($r->{rc} . ' ' . $r->{out}, "0 no key,url,kept\n",
+	'--exec: HEROKU_API_KEY is not passed to the command when the token came from --api-key-file');
 
 $r = cli(args => [ '--exec', 'myapp', 'HEROKU_POSTGRESQL_VIOLET', '--', $^X, '-e',
 		'open(my $p, "|-", "psql", "-X", "-At", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres") or die;'
