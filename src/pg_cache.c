@@ -222,15 +222,18 @@ hr_cache_wipe_entry(HrCacheEntry *e)
 	e->etag[0] = '\0';
 }
 
-/* A value nobody may be served any more (past TTL and stale_if_error). */
+/*
+ * A value nobody may be served any more: past the TTL and stale_if_error of
+ * the session that stored it (a session with shorter settings of its own
+ * does not cut the value short for the others).
+ */
 static bool
 is_expired(const HrCacheEntry *e, TimestampTz now)
 {
 	if (e->busy)
 		return false;
 	if (e->has_value)
-		return now >= TimestampTzPlusMilliseconds(e->validated_at,
-												  Max(hr_cache_ttl_ms, hr_stale_if_error_ms));
+		return now >= e->expires_at;
 	return now >= e->negative_until;
 }
 

@@ -59,6 +59,9 @@ typedef struct HrCacheEntry
 	uint32		hash;
 	uint8		token_digest[HR_DIGEST_LEN];
 	TimestampTz negative_until; /* a 404 is shared until then */
+	TimestampTz expires_at;		/* the value is wiped after this (the TTL and
+								 * stale_if_error of the session that stored
+								 * or revalidated it) */
 	TimestampTz fetched_at;		/* when the request that gave url was sent */
 	TimestampTz validated_at;	/* last 200 or 304 */
 	TimestampTz last_used;

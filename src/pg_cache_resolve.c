@@ -442,6 +442,8 @@ land(HrLookup *l, hr_code rc, const hr_fetch *f, const hr_error *err,
 			}
 			e->fetched_at = sent_at;
 			e->validated_at = GetCurrentTimestamp();
+			e->expires_at = TimestampTzPlusMilliseconds(e->validated_at,
+														Max(hr_cache_ttl_ms, hr_stale_if_error_ms));
 			if (l->fresh)
 				e->fresh_sent_at = sent_at;
 		}

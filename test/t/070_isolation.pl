@@ -25,8 +25,6 @@ my $app = 'iso-app';
 my $path = "/apps/$app/config-vars";
 mock('put-app', $app, '--var', "DATABASE_URL=postgres://iuser:$pw\@db.example.com:5432/idb");
 
-# (8) a proxy in the postmaster's environment that would see the token
-local $ENV{http_proxy} = 'http://127.0.0.1:9';
 delete local $ENV{HEROKU_API_KEY};
 
 my $node = PostgreSQL::Test::Cluster->new('isolation');
@@ -37,7 +35,12 @@ heroku.api_url = '$mock_url'
 heroku.netrc_file = '/dev/null'
 log_min_messages = debug1
 });
-$node->start;
+{
+	# (8) a proxy in the postmaster's environment that would see the token
+	# (only there: mockctl, run by this script, must not use it)
+	local $ENV{http_proxy} = 'http://127.0.0.1:9';
+	$node->start;
+}
 $node->safe_psql('postgres', qq{
 CREATE EXTENSION heroku_resolver;
 CREATE DATABASE other;
@@ -183,17 +186,16 @@ like($node->safe_psql('postgres', "SELECT role_requests->>'rob' FROM heroku_reso
 	qr/^[1-9][0-9]*$/, '(5) and those made for rob');
 
 # ---- 10: an expired URL is wiped, not kept until evicted
+$node->safe_psql('postgres',
+	"ALTER ROLE alice SET heroku.cache_ttl = '50ms'; ALTER ROLE alice SET heroku.stale_if_error = '50ms'");
 as_role('alice', 'postgres', "SELECT heroku_dblink_url('$app')");
 is($node->safe_psql('postgres', "SELECT host FROM heroku_resolver_cache() WHERE app = '$app' AND config_var = 'DATABASE_URL' AND host IS NOT NULL"),
 	'db.example.com', '(10) the entry holds its URL while it may be served');
-($out, $err) = $node->psql('postgres', qq{
-SET heroku.cache_ttl = '50ms'; SET heroku.stale_if_error = '50ms';
-SELECT pg_sleep(0.2);
-SET heroku.api_key_file = '$ENV{HR_API_KEY_FILE}';
-SELECT heroku_dblink_url('no-such-iso-app');
-});
+($out, $err) = as_role('alice', 'postgres', "SELECT pg_sleep(0.3); SELECT heroku_dblink_url('no-such-iso-app')");
 is($node->safe_psql('postgres', "SELECT count(*) FROM heroku_resolver_cache() WHERE app = '$app' AND config_var = 'DATABASE_URL' AND host IS NOT NULL"),
 	'0', '(10) past its TTL and stale_if_error the URL is wiped at the next lookup');
+$node->safe_psql('postgres',
+	"ALTER ROLE alice RESET heroku.cache_ttl; ALTER ROLE alice RESET heroku.stale_if_error");
 
 $node->stop;
 done_testing();
