@@ -13,7 +13,8 @@
 #
 # Environment: HR_TEST_DIR (default /tmp/heroku_resolver_test), HR_KEEP=1 keeps it afterwards,
 # PG_CONFIG, PG_CFLAGS (e.g. -Werror in CI), HR_SUITE_TIMEOUT (seconds per suite, default 2400),
-# the HR_*_PORT and HR_LOCAL_PRELOAD settings of test/testenv.sh.
+# the HR_*_PORT and HR_LOCAL_PRELOAD settings of test/testenv.sh, HR_TAP_FILES (a glob of
+# test/t/ file names without .pl, e.g. '07*', to run some TAP files while developing).
 set -euo pipefail
 
 REPO_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -203,8 +204,8 @@ run_regress() {
 
 run_tap() {
 	local files=() log=$LOGDIR/tap.log rc=0 pass fail skip dubious
-	mapfile -t files < <(find "$HR_REPO/test/t" -maxdepth 1 -name '*.pl' -printf 'test/t/%f\n' 2>/dev/null |
-		LC_ALL=C sort)
+	mapfile -t files < <(find "$HR_REPO/test/t" -maxdepth 1 -name "${HR_TAP_FILES:-*}.pl" \
+		-printf 'test/t/%f\n' 2>/dev/null | LC_ALL=C sort)
 	if ((${#files[@]} == 0)); then
 		say "tap: no test/t/*.pl tests"
 		return 0
