@@ -10,6 +10,7 @@ PACKAGES=(
 	postgresql-server-dev-15
 	libcurl4-openssl-dev
 	libjson-c-dev
+	libssl-dev
 	libpq-dev
 	libipc-run-perl
 	openssl
