@@ -176,6 +176,7 @@ hr_cache_set_worker_state(const char *state, bool ran)
 	hr_cache_lock(cache);
 	strlcpy(cache->worker_state, state, sizeof(cache->worker_state));
 	cache->worker_pid = MyProcPid;
+	cache->worker_latch = MyLatch;
 	if (ran)
 		cache->worker_last_run = GetCurrentTimestamp();
 	hr_cache_unlock(cache);
@@ -206,10 +207,18 @@ hr_cache_make_key(HrCache *c, HrCacheKey *key, const char *api_url,
 	key->api_url = api_url;
 	key->app = app;
 	key->config_var = config_var;
-	key->hash = hash_bytes((const unsigned char *) api_url, strlen(api_url));
-	key->hash = hash_combine(key->hash, hash_bytes((const unsigned char *) app, strlen(app)));
-	key->hash = hash_combine(key->hash, hash_bytes((const unsigned char *) config_var,
-												   strlen(config_var)));
+	hr_cache_key_finish(key);
+}
+
+/* Set key->hash from its other fields. */
+void
+hr_cache_key_finish(HrCacheKey *key)
+{
+	key->hash = hash_bytes((const unsigned char *) key->api_url, strlen(key->api_url));
+	key->hash = hash_combine(key->hash, hash_bytes((const unsigned char *) key->app,
+												   strlen(key->app)));
+	key->hash = hash_combine(key->hash, hash_bytes((const unsigned char *) key->config_var,
+												   strlen(key->config_var)));
 	key->hash = hash_combine(key->hash, hash_bytes(key->token_digest, HR_DIGEST_LEN));
 }
 
@@ -404,3 +413,44 @@ hr_cache_role_last_hour(const HrRoleRate *r, TimestampTz now)
 			n += r->count[i];
 	return n;
 }
+
+/* Remember key in s (the URL hash is the caller's to set). */
+void
+hr_served_set(HrServed *s, const HrCacheKey *key)
+{
+	strlcpy(s->api_url, key->api_url, sizeof(s->api_url));
+	strlcpy(s->app, key->app, sizeof(s->app));
+	strlcpy(s->config_var, key->config_var, sizeof(s->config_var));
+	memcpy(s->token_digest, key->token_digest, HR_DIGEST_LEN);
+	s->url_hash = 0;
+}
+
+/*
+ * A connection made with what s served failed: if the entry still holds
+ * that very URL, its next resolve asks the API first.  True if marked.
+ */
+bool
+hr_cache_mark_suspect(const HrServed *s)
+{
+	HrCache    *c = hr_cache_get();
+	HrCacheKey	key;
+	HrCacheEntry *e;
+	bool		marked = false;
+
+	key.api_url = s->api_url;
+	key.app = s->app;
+	key.config_var = s->config_var;
+	memcpy(key.token_digest, s->token_digest, HR_DIGEST_LEN);
+	hr_cache_key_finish(&key);
+	hr_cache_lock(c);
+	e = hr_cache_find_entry(c, &key);
+	if (e != NULL && e->has_value &&
+		hash_bytes((const unsigned char *) e->url, strlen(e->url)) == s->url_hash)
+	{
+		e->suspect = true;
+		marked = true;
+	}
+	hr_cache_unlock(c);
+	return marked;
+}
+

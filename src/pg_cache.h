@@ -11,6 +11,7 @@
 #define PG_CACHE_H
 
 #include "storage/condition_variable.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 
 #include "pg_heroku.h"
@@ -27,6 +28,8 @@
 #define HR_CACHE_ROLE_SLOTS		32	/* roles whose request rate is shown */
 #define HR_BACKOFF_MAX_S		900 /* a Retry-After is obeyed up to 15 min */
 #define HR_NEGATIVE_TTL_MS		30000	/* a 404 is served from the cache */
+#define HR_HEAL_SLOTS			32	/* failed servers queued for the worker */
+#define HR_HEAL_MIN_MS			1000	/* one revalidation per entry a second */
 
 /*
  * Who asks for what.  token_digest is an HMAC, with the cache's own random
@@ -58,6 +61,8 @@ typedef struct HrCacheEntry
 	uint64		flight;			/* number of flights ended */
 	uint32		hash;
 	uint8		token_digest[HR_DIGEST_LEN];
+	bool		suspect;		/* a connection with the value failed: ask
+								 * the API before serving it (pg_heal.c) */
 	TimestampTz negative_until; /* a 404 is shared until then */
 	TimestampTz expires_at;		/* the value is wiped after this (the TTL and
 								 * stale_if_error of the session that stored
@@ -85,6 +90,15 @@ typedef struct HrBackoff
 	TimestampTz until;
 } HrBackoff;
 
+/* A registered foreign server whose connection failed, for the worker. */
+typedef struct HrHealServer
+{
+	Oid			dbid;			/* InvalidOid: slot free */
+	Oid			serverid;
+	TimestampTz failed_at;		/* the last failure reported */
+	TimestampTz refreshed_at;	/* the worker's last refresh for it */
+} HrHealServer;
+
 /* API requests made for one role, in one-minute buckets over an hour. */
 typedef struct HrRoleRate
 {
@@ -109,10 +123,28 @@ typedef struct HrCache
 	HrRoleRate	roles[HR_CACHE_ROLE_SLOTS];
 	/* the background refresher (pg_worker.c) */
 	int			worker_pid;
+	Latch	   *worker_latch;	/* set to wake the worker (failure healing) */
+	HrHealServer heal[HR_HEAL_SLOTS];	/* servers whose connections failed */
 	char		worker_state[64];
 	TimestampTz worker_last_run;
 	HrCacheEntry entries[FLEXIBLE_ARRAY_MEMBER];
 } HrCache;
+
+/*
+ * What one resolution served: its cache key and a hash of the URL, so that
+ * a failed connection can be matched to the entry that gave it (pg_heal.c).
+ */
+typedef struct HrServed
+{
+	char		api_url[HR_CACHE_API_URL_MAX];
+	char		app[HR_CACHE_APP_MAX];
+	char		config_var[HR_CACHE_VAR_MAX];
+	uint8		token_digest[HR_DIGEST_LEN];
+	uint32		url_hash;
+} HrServed;
+
+/* the key of this backend's last resolution (pg_cache_resolve.c) */
+extern HrServed hr_cache_last_served;
 
 /* GUCs (pg_cache.c) */
 extern int	hr_cache_ttl_ms;
@@ -126,6 +158,7 @@ extern void hr_cache_unlock(HrCache *c);
 extern void hr_cache_make_key(HrCache *c, HrCacheKey *key, const char *api_url,
 							  const char *app, const char *config_var,
 							  const char *token, const char *ca_file);
+extern void hr_cache_key_finish(HrCacheKey *key);
 extern HrCacheEntry *hr_cache_find_entry(HrCache *c, const HrCacheKey *key);
 extern HrCacheEntry *hr_cache_new_entry(HrCache *c, const HrCacheKey *key,
 										TimestampTz now);
@@ -133,6 +166,8 @@ extern void hr_cache_wipe_entry(HrCacheEntry *e);
 extern HrBackoff *hr_cache_find_backoff(HrCache *c, const HrCacheKey *key);
 extern void hr_cache_set_backoff(HrCache *c, const HrCacheKey *key, long seconds,
 								 TimestampTz now);
+extern void hr_served_set(HrServed *s, const HrCacheKey *key);
+extern bool hr_cache_mark_suspect(const HrServed *s);
 extern void hr_cache_count_request(HrCache *c, Oid roleid, TimestampTz now);
 extern int64 hr_cache_role_last_hour(const HrRoleRate *r, TimestampTz now);
 

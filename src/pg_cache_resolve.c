@@ -54,6 +54,8 @@ bool		hr_cache_share_fresh_failures = false;
  */
 TimestampTz hr_cache_fresh_after = 0;
 
+HrServed	hr_cache_last_served;
+
 
 /* What a call takes away from the cache. */
 typedef struct HrCacheCopy
@@ -259,6 +261,9 @@ is_hit(const HrLookup *l, const HrCacheEntry *e, TimestampTz now)
 	 */
 	if (l->fresh)
 		return e->fresh_sent_at != 0 && e->fresh_sent_at >= l->min_fetched;
+	/* a connection with it failed: ask (at most once a second) whatever the TTL */
+	if (e->suspect && now >= TimestampTzPlusMilliseconds(e->validated_at, HR_HEAL_MIN_MS))
+		return false;
 	if (now < TimestampTzPlusMilliseconds(e->validated_at, hr_cache_ttl_ms))
 		return true;
 	/* low budget: past the TTL, within stale_if_error */
@@ -431,6 +436,7 @@ land(HrLookup *l, hr_code rc, const hr_fetch *f, const hr_error *err,
 	if (rc == HR_OK)
 	{
 		memset(&e->last_err, 0, sizeof(e->last_err));
+		e->suspect = false;		/* revalidated: 200 with the new URL, or 304 */
 		if (!e->discard_flight)
 		{
 			if (f->http_status != 304)
@@ -533,6 +539,7 @@ hr_cache_resolve(const hr_settings *s, const char *app, const char *config_var,
 	l = palloc0(sizeof(HrLookup));
 	hr_cache_make_key(c, &l->key, api_url, app, config_var, token, s->ca_file);
 	hr_free_secret(token);
+	hr_served_set(&hr_cache_last_served, &l->key);
 	if (hr_cache_ttl_ms == 0)
 		return resolve_uncached(c, s, &l->key, used_var);
 	check_length("the API URL", api_url, HR_CACHE_API_URL_MAX, app, config_var);

@@ -54,6 +54,12 @@ extern void hr_cache_set_worker_state(const char *state, bool ran);
 extern bool hr_cache_share_fresh_failures;
 extern TimestampTz hr_cache_fresh_after;
 
+/* pg_heal.c: healing on failure */
+extern bool hr_heal;
+extern void hr_heal_init(void);
+extern void hr_heal_note_served(const char *url);
+extern int	hr_heal_worker_round(void);
+
 /* pg_worker.c */
 extern void hr_worker_init(void);
 

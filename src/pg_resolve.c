@@ -117,6 +117,7 @@ hr_pg_resolve(const char *app, const char *config_var, bool fresh)
 		hr_pg_report(ERROR, &err);
 	hr_pg_settings(&s);
 	url = hr_cache_resolve(&s, app, config_var, fresh, &used_var);
+	hr_heal_note_served(url);
 	memset(&err, 0, sizeof(err));
 	rc = parse_url(url, &s, app, used_var, &err);
 	explicit_bzero(url, strlen(url));

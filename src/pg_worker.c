@@ -145,6 +145,32 @@ refresh_round(void)
 	return ready;
 }
 
+/*
+ * Refresh at once the foreign servers whose connections failed (pg_heal.c
+ * wakes us); an error is logged and undone, the next failure tries again.
+ */
+static void
+heal_round(MemoryContext round_cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(round_cxt);
+
+	PG_TRY();
+	{
+		(void) hr_heal_worker_round();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(round_cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(round_cxt);
+}
+
 void
 hr_worker_main(Datum main_arg)
 {
@@ -177,6 +203,8 @@ hr_worker_main(Datum main_arg)
 			next_run = 0;
 			hr_cache_set_worker_state(hr_refresh_interval_ms > 0 ? "idle" : "off", false);
 		}
+		if (hr_heal)
+			heal_round(round_cxt);
 
 		if (hr_refresh_interval_ms > 0)
 		{
