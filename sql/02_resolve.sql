@@ -40,9 +40,9 @@ SELECT heroku_dblink_url('scratch-app') = $$host='h.example' dbname='db' user='u
 SELECT regress.mask(heroku_dblink_url('scratch-app'));
 SELECT regress.mask(heroku_database_url('scratch-app'));
 -- the URL form percent-encodes every part
-\! /usr/bin/python3 test/mockctl.py set-var scratch-app DATABASE_URL 'postgres://u%20x:p%27%5C%20%40%C3%A9@h.example:5432/my%20db?options=-c%20search_path%3Dx'
-SELECT heroku_database_url('scratch-app') = 'postgres://u%20x:p%27%5C%20%40%C3%A9@h.example:5432/my%20db?options=-c%20search_path%3Dx&sslmode=require' AS encoded;
-SELECT heroku_dblink_url('scratch-app') = $$host='h.example' port='5432' dbname='my db' user='u x' password='p\'\\ @é' options='-c search_path=x' sslmode='require'$$ AS decoded;
+\! /usr/bin/python3 test/mockctl.py set-var scratch-app DATABASE_URL 'postgres://u%20x:p%27%5C%20%40%C3%A9@h.example:5432/my%20db?application_name=-c%20search_path%3Dx'
+SELECT heroku_database_url('scratch-app') = 'postgres://u%20x:p%27%5C%20%40%C3%A9@h.example:5432/my%20db?application_name=-c%20search_path%3Dx&sslmode=require' AS encoded;
+SELECT heroku_dblink_url('scratch-app') = $$host='h.example' port='5432' dbname='my db' user='u x' password='p\'\\ @é' application_name='-c search_path=x' sslmode='require'$$ AS decoded;
 
 -- sslmode: missing or weaker than heroku.min_sslmode is raised, stronger kept
 \! /usr/bin/python3 test/mockctl.py set-var scratch-app A 'postgres://u:pw@h.example/db?sslmode=disable'

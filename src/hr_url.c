@@ -150,11 +150,12 @@ static const char *const leading_keywords[] = {
  * The keywords a Heroku Postgres URL may carry.  A config var's value comes
  * from whoever can set config vars on the app, so everything else (passfile,
  * service, sslkey, options, ...) would let them steer the connection.
- * connect_timeout and application_name are harmless and servers use them.
+ * connect_timeout and (fallback_)application_name are harmless (a timeout, a
+ * name shown in pg_stat_activity) and existing servers use them.
  */
 static const char *const allowed_keywords[] = {
 	"host", "hostaddr", "port", "dbname", "user", "password", "sslmode",
-	"connect_timeout", "application_name"
+	"connect_timeout", "application_name", "fallback_application_name"
 };
 
 /* Is host (one element of a host or hostaddr list) on this machine? */
@@ -268,7 +269,7 @@ check_options(const PQconninfoOption *opts, int local_ok, const char *app,
 			hr_error_set(err, HR_EBADURL,
 						 "config var \"%s\" of Heroku app \"%s\" sets the connection option \"%s\", which is not allowed",
 						 config_var, app, o->keyword);
-			hr_error_detail(err, "A Heroku Postgres URL may set host, hostaddr, port, dbname, user, password, sslmode, connect_timeout and application_name.");
+			hr_error_detail(err, "A Heroku Postgres URL may set host, hostaddr, port, dbname, user, password, sslmode, connect_timeout, application_name and fallback_application_name.");
 			return HR_EBADURL;
 		}
 		if (strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0)
