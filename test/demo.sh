@@ -6,10 +6,13 @@
 #   bash test/demo.sh          (as root, on Debian 12)
 #
 # It installs missing packages, builds and installs the extension, starts the
-# test environment (test/testenv.sh), then runs a query through
+# test environment (test/testenv.sh) with the extension preloaded and its
+# default settings (a 60 s cache), then, in ONE long-lived session as a
+# pooled application would hold it, runs a query through
 # dblink(heroku_dblink_url('myapp'), ...) before and after a credential
-# rotation, and shows that a stored copy of the credentials goes stale while
-# the resolving call keeps working.  HR_KEEP=1 leaves the environment running.
+# rotation and a failover: a stored copy of the credentials goes stale, while
+# the resolving call heals (at most one statement fails, with the cache's
+# old answer) and keeps working.  HR_KEEP=1 leaves the environment running.
 set -euo pipefail
 
 REPO_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,7 +24,8 @@ export HR_TEST_DIR=${HR_TEST_DIR:-/tmp/heroku_resolver_test}
 bash "$REPO_TOP/test/install-deps.sh"
 make -s -C "$REPO_TOP" PG_CONFIG="$PG_CONFIG" >/dev/null
 make -s -C "$REPO_TOP" PG_CONFIG="$PG_CONFIG" install >/dev/null
-bash "$REPO_TOP/test/testenv.sh" start
+# preloaded, as the README tells users to run it: one cache for the cluster
+HR_LOCAL_PRELOAD=heroku_resolver bash "$REPO_TOP/test/testenv.sh" start
 
 cleanup() {
 	if [[ ${HR_KEEP:-0} != 1 ]]; then
@@ -56,40 +60,44 @@ ALTER SYSTEM SET heroku.allow_local_hosts = on;
 SELECT pg_reload_conf();
 SQL
 
-echo
-echo "== 2. query the app's database; the conninfo is resolved at call time (password masked here)"
-psql_as_pg -e <<'SQL'
+# One session from here on: the steps run in it in order, the rotations from
+# inside it (\!), so the cache it sees is the one a long-lived connection sees.
+psql_as_pg -e <<SQL
+\echo
+\echo == 2. query the app database: the conninfo is resolved at call time, password masked here
 SELECT regexp_replace(heroku_dblink_url('myapp'), 'password=''[^'']*''', 'password=***') AS resolved;
 SELECT * FROM dblink(heroku_dblink_url('myapp'),
                      'SELECT count(*), (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())
                         FROM orders') AS t(orders bigint, over_tls boolean);
-CREATE TABLE IF NOT EXISTS copied_conninfo AS SELECT heroku_dblink_url('myapp') AS conninfo;
-SQL
-
-echo
-echo "== 3. Heroku rotates the credentials (heroku pg:credentials:rotate)"
-runuser -u postgres -- bash "$HR_TEST_DIR/src/test/rotate.sh" myapp -v
-
-echo
-echo "== 4. a copied conninfo is now stale; the resolving call just works"
-psql_as_pg -e <<'SQL'
+CREATE TEMP TABLE copied_conninfo AS SELECT heroku_dblink_url('myapp') AS conninfo;
+\echo
+\echo == 3. Heroku rotates the credentials: heroku pg:credentials:rotate
+\! bash "$HR_TEST_DIR/src/test/rotate.sh" myapp -v
+\echo
+\echo == 4. the copied conninfo is stale for good. The resolving call may fail once, with the
+\echo ==    cache's old answer, heroku.cache_ttl = 60s: that failure marks the entry suspect,
+\echo ==    and the next call asks the API and connects. No setting changed, nothing invalidated.
 \set ON_ERROR_STOP 0
 SELECT * FROM dblink((SELECT conninfo FROM copied_conninfo), 'SELECT 1') AS t(x int);
+SELECT * FROM dblink(heroku_dblink_url('myapp'), 'SELECT count(*) FROM orders') AS t(orders bigint);
 \set ON_ERROR_STOP 1
 SELECT * FROM dblink(heroku_dblink_url('myapp'), 'SELECT count(*) FROM orders') AS t(orders bigint);
-DROP TABLE copied_conninfo;
-SQL
-
-echo
-echo "== 5. failover: the database moves to another host with new credentials"
-runuser -u postgres -- bash "$HR_TEST_DIR/src/test/rotate.sh" myapp --failover -v
-psql_as_pg -e <<'SQL'
+\echo
+\echo == 5. failover: the database moves to another host with new credentials
+\! bash "$HR_TEST_DIR/src/test/rotate.sh" myapp --failover -v
+\set ON_ERROR_STOP 0
 SELECT * FROM dblink(heroku_dblink_url('myapp'),
                      'SELECT count(*), inet_server_port() FROM orders') AS t(orders bigint, port int);
+\set ON_ERROR_STOP 1
+SELECT * FROM dblink(heroku_dblink_url('myapp'),
+                     'SELECT count(*), inet_server_port() FROM orders') AS t(orders bigint, port int);
+SELECT api_requests, not_modified FROM heroku_resolver_status();
+SQL
+psql_as_pg <<'SQL'
 ALTER SYSTEM RESET heroku.api_url;
 ALTER SYSTEM RESET heroku.api_key_file;
 ALTER SYSTEM RESET heroku.allow_local_hosts;
 SELECT pg_reload_conf();
 SQL
 echo
-echo "demo: done -- every call resolved today's credentials, over TLS"
+echo "demo: done -- one session, the default cache, each rotation healed by the next call, over TLS"
