@@ -58,23 +58,6 @@
 
 #define REGISTRY_TABLE "heroku_fdw_registry"
 
-/* PostgreSQL 16 folded the per-catalog ACL checks into object_*check(). */
-#if PG_VERSION_NUM >= 160000
-#define hr_server_ownercheck(srvid, roleid) \
-	object_ownercheck(ForeignServerRelationId, (srvid), (roleid))
-#define hr_fdw_aclcheck(fdwid, roleid, mode) \
-	object_aclcheck(ForeignDataWrapperRelationId, (fdwid), (roleid), (mode))
-#define hr_proc_aclcheck(procid, roleid, mode) \
-	object_aclcheck(ProcedureRelationId, (procid), (roleid), (mode))
-#else
-#define hr_server_ownercheck(srvid, roleid) \
-	pg_foreign_server_ownercheck((srvid), (roleid))
-#define hr_fdw_aclcheck(fdwid, roleid, mode) \
-	pg_foreign_data_wrapper_aclcheck((fdwid), (roleid), (mode))
-#define hr_proc_aclcheck(procid, roleid, mode) \
-	pg_proc_aclcheck((procid), (roleid), (mode))
-#endif
-
 /* What the caller's pg_foreign_data_wrapper row tells us about it. */
 typedef enum FdwKind
 {
@@ -478,13 +461,8 @@ run_utility(Node *stmt, const char *query_text)
 	pstmt->stmt_location = -1;
 	pstmt->stmt_len = 0;
 	InitializeQueryCompletion(&qc);
-#if PG_VERSION_NUM >= 140000
-	ProcessUtility(pstmt, query_text, false, PROCESS_UTILITY_QUERY,
-				   NULL, NULL, None_Receiver, &qc);
-#else
-	ProcessUtility(pstmt, query_text, PROCESS_UTILITY_QUERY,
-				   NULL, NULL, None_Receiver, &qc);
-#endif
+	hr_ProcessUtility(pstmt, query_text, PROCESS_UTILITY_QUERY,
+					  NULL, NULL, None_Receiver, &qc);
 	CommandCounterIncrement();
 }
 

@@ -14,6 +14,7 @@
 #include "datatype/timestamp.h"
 
 #include "heroku_resolver.h"
+#include "pg_compat.h"
 
 /* A resolution copied into palloc'd memory of the caller's context. */
 typedef struct HrResolved
@@ -36,7 +37,7 @@ extern void hr_pg_settings(hr_settings *s);
  */
 extern HrResolved *hr_pg_resolve(const char *app, const char *config_var,
 								 bool fresh);
-extern void hr_pg_report(int elevel, const hr_error *err) pg_attribute_noreturn();
+pg_noreturn extern void hr_pg_report(int elevel, const hr_error *err);
 extern char *hr_pg_text_arg(FunctionCallInfo fcinfo, int argno, const char *name);
 extern hr_http *hr_pg_http(void);
 
