@@ -45,7 +45,8 @@
 #
 # Environment: HR_VERSIONS (majors, default "13 15 17 18"), HR_VERSIONS_CACHE (default
 # /var/cache/heroku_resolver-versions), HR_VERSIONS_PORT_BASE (default 57500: major i uses
-# base+10i .. base+10i+4), PG_CFLAGS, HR_KEEP=1 (keep the work directory, /tmp/hr_versions.*).
+# base+10i .. base+10i+4), PG_CFLAGS, HR_KEEP=1 (keep the work directory, /tmp/hr_versions.*,
+# which a failure keeps too).
 set -euo pipefail
 
 REPO_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -88,10 +89,11 @@ chmod 755 "$WORK"
 # shellcheck source=test/checks/lib/pgsandbox.bash
 . "$REPO_TOP/test/checks/lib/pgsandbox.bash"
 ENV_DIR=
+FAILED=0
 # shellcheck disable=SC2317 # called through the EXIT trap
 cleanup() {
 	if [[ -n $ENV_DIR ]]; then env_stop; fi
-	if [[ ${HR_KEEP:-0} == 1 ]]; then say "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+	if [[ ${HR_KEEP:-0} == 1 || $FAILED != 0 ]]; then say "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
@@ -463,7 +465,6 @@ preload_check() {
 # ------------------------------------------------------------------------------------ majors
 
 declare -A COMPILE REGRESS CLIENT PRELOAD SRC
-FAILED=0
 run_major() {
 	local major=$1 idx=$2 dir=$WORK/pg$1 root build start ver port f
 	root=$dir/root
@@ -562,6 +563,11 @@ run_major() {
 			say "$major: regression.diffs (first 150 lines)"
 			head -n 150 "$ENV_DIR/regress/regression.diffs"
 		fi
+		# the errors' details, which the tests' terse verbosity leaves out (passwords masked)
+		say "$major: the local cluster's last errors with their details"
+		grep -E -A3 '\] [a-z_]+@contrib_regression ERROR: ' "$ENV_DIR/local.log" |
+			grep -E '(ERROR|DETAIL): ' | tail -n 20 |
+			sed -E 's#(://[^:/@ ]*:)[^@ ]*@#\1****@#g; s/(password=)[^ ]*/\1****/g'
 	fi
 	say "$major: regress ${REGRESS[$major]} after $((SECONDS - start)) s"
 
