@@ -29,6 +29,9 @@ SHLIB_LINK = -lcurl -ljson-c -lcrypto -L$(shell $(PG_CONFIG) --libdir) -lpq
 
 include $(PGXS)
 
+# PGXS tracks no header dependencies: a changed header rebuilds what includes it
+$(OBJS): heroku_resolver.h $(wildcard src/*.h)
+
 # --- client library and command ---
 # libheroku_resolver (the resolver core built once more for client programs,
 # from the same src/hr_*.c files, without the server include path, plus
