@@ -29,6 +29,9 @@ SHLIB_LINK = -lcurl -ljson-c -lcrypto -L$(shell $(PG_CONFIG) --libdir) -lpq
 
 include $(PGXS)
 
+# PGXS tracks no header dependencies: a changed header rebuilds what includes it
+$(OBJS): heroku_resolver.h $(wildcard src/*.h)
+
 # --- client library and command ---
 # libheroku_resolver (the resolver core built once more for client programs,
 # from the same src/hr_*.c files, without the server include path, plus
@@ -41,6 +44,9 @@ HR_LIB_REAL = $(HR_LIB).so.$(HR_SO_MAJOR).$(HR_SO_MINOR)
 HR_CMD = heroku-pg-resolve
 
 # no $(CPPFLAGS): it names the server's include directories
+# no $(CFLAGS_SL_MODULE): from PostgreSQL 16 PGXS adds -fvisibility=hidden to CFLAGS for the
+# server module, which would leave the client library exporting nothing
+HR_CLIENT_CFLAGS = $(filter-out $(CFLAGS_SL_MODULE),$(CFLAGS))
 HR_CLIENT_CPPFLAGS = -I. -Isrc -Iclient -I$(includedir) -D_GNU_SOURCE -DHR_VERSION=\"$(EXTVERSION)\"
 HR_CLIENT_LIBS = -lcurl -ljson-c -L$(libdir) -lpq
 HR_LIB_OBJS = $(patsubst src/%.o,client/lib_%.o,$(CORE_OBJS)) client/hr_client.o
@@ -54,10 +60,10 @@ client-all: $(HR_CLIENT_BUILT)
 
 # HR_VERSION comes from the control file: a new version rebuilds
 client/lib_%.o: src/%.c heroku_resolver.h src/hr_internal.h $(EXTENSION).control
-	$(CC) $(CFLAGS) $(HR_CLIENT_CPPFLAGS) -c -o $@ $<
+	$(CC) $(HR_CLIENT_CFLAGS) $(HR_CLIENT_CPPFLAGS) -c -o $@ $<
 
 client/%.o: client/%.c heroku_resolver.h $(wildcard client/*.h) $(EXTENSION).control
-	$(CC) $(CFLAGS) $(HR_CLIENT_CPPFLAGS) -c -o $@ $<
+	$(CC) $(HR_CLIENT_CFLAGS) $(HR_CLIENT_CPPFLAGS) -c -o $@ $<
 
 # export only what heroku_resolver.h declares
 client/$(HR_LIB).map: heroku_resolver.h
@@ -66,7 +72,7 @@ client/$(HR_LIB).map: heroku_resolver.h
 	  echo '  local: *;'; echo '};'; } > $@
 
 client/$(HR_LIB_REAL): $(HR_LIB_OBJS) client/$(HR_LIB).map
-	$(CC) $(CFLAGS) -shared -Wl,-soname,$(HR_LIB_SONAME) \
+	$(CC) $(HR_CLIENT_CFLAGS) -shared -Wl,-soname,$(HR_LIB_SONAME) \
 		-Wl,--version-script=client/$(HR_LIB).map -Wl,--no-undefined \
 		$(LDFLAGS) -o $@ $(HR_LIB_OBJS) $(HR_CLIENT_LIBS)
 
@@ -79,12 +85,13 @@ client/$(HR_LIB).so: client/$(HR_LIB_SONAME)
 # the command carries its own copy of the objects: it runs from the build
 # directory too, and does not depend on where the library is installed
 client/$(HR_CMD): $(HR_CMD_OBJS) $(HR_LIB_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(HR_CMD_OBJS) $(HR_LIB_OBJS) $(HR_CLIENT_LIBS)
+	$(CC) $(HR_CLIENT_CFLAGS) $(LDFLAGS) -o $@ $(HR_CMD_OBJS) $(HR_LIB_OBJS) $(HR_CLIENT_LIBS)
 
-# built against the library in client/ (run it with LD_LIBRARY_PATH=client);
+# built against the library in client/ (run it with LD_LIBRARY_PATH=client), named by its
+# path: with -L, an installed copy in a directory of $(LDFLAGS) would be taken instead;
 # the tests build it again from the installed library with pkg-config
 client/example: client/example.o client/$(HR_LIB).so
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ client/example.o -Lclient -lheroku_resolver -L$(libdir) -lpq
+	$(CC) $(HR_CLIENT_CFLAGS) $(LDFLAGS) -o $@ client/example.o client/$(HR_LIB).so -L$(libdir) -lpq
 
 client/heroku_resolver.pc: client/heroku_resolver.pc.in $(EXTENSION).control
 	sed -e 's|@libdir@|$(libdir)|' -e 's|@includedir@|$(includedir)|' \

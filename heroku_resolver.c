@@ -29,11 +29,7 @@ _PG_init(void)
 	hr_cache_init();
 	hr_heal_init();
 	hr_worker_init();
-#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("heroku");
-#else
-	EmitWarningsOnPlaceholders("heroku");
-#endif
 }
 
 PG_FUNCTION_INFO_V1(heroku_dblink_url);

@@ -21,6 +21,19 @@
 
 #include "hr_service.h"
 
+/* Fill err for an allocation failure; returns HR_SERVICE_ENOMEM. */
+static hr_service_status
+oom_error(hr_service_error *err)
+{
+	if (err)
+	{
+		err->status = HR_SERVICE_ENOMEM;
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		err->hint[0] = '\0';
+	}
+	return HR_SERVICE_ENOMEM;
+}
+
 /* a service file is small; anything bigger is not one */
 #define HR_SERVICE_MAX_FILE (16 * 1024 * 1024)
 
@@ -278,13 +291,7 @@ follow_links(const char *path, char **target, hr_service_error *err)
 	goto done;
 
 oom:
-	if (err)
-	{
-		err->status = HR_SERVICE_ENOMEM;
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		err->hint[0] = '\0';
-	}
-	st = HR_SERVICE_ENOMEM;
+	st = oom_error(err);
 
 done:
 	if (lfd >= 0)
@@ -486,13 +493,7 @@ hr_service_file_update(const char *path, const char *name, int n,
 	goto done;
 
 oom:
-	if (err)
-	{
-		err->status = HR_SERVICE_ENOMEM;
-		snprintf(err->message, sizeof(err->message), "out of memory");
-		err->hint[0] = '\0';
-	}
-	st = HR_SERVICE_ENOMEM;
+	st = oom_error(err);
 
 done:
 	if (fd >= 0)

@@ -36,11 +36,27 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
--- conninfo or URL with the password replaced by ***
-CREATE FUNCTION regress.mask(t text) RETURNS text LANGUAGE sql AS $$
-	SELECT regexp_replace(
-		regexp_replace(t, 'password=''(\\.|[^''\\])*''', 'password=***', 'g'),
-		'^(postgres://[^:/@]*:)[^@]*@', '\1***@')
+-- the remote clusters' ports, which differ from one test environment to
+-- another: regress.mask shows them by name
+\getenv remote_port HR_REMOTE_PORT
+\getenv remote2_port HR_REMOTE2_PORT
+CREATE TABLE regress.port (name text, port text);
+INSERT INTO regress.port VALUES ('$HR_REMOTE_PORT', :'remote_port'),
+	('$HR_REMOTE2_PORT', :'remote2_port');
+
+-- conninfo or URL with the password replaced by *** and the remotes' ports
+-- by their names
+CREATE FUNCTION regress.mask(t text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	p regress.port;
+BEGIN
+	t := regexp_replace(t, 'password=''(\\.|[^''\\])*''', 'password=***', 'g');
+	t := regexp_replace(t, '^(postgres://[^:/@]*:)[^@]*@', '\1***@');
+	FOR p IN SELECT * FROM regress.port LOOP
+		t := regexp_replace(t, '(port=''|:)' || p.port || '(?![0-9])', '\1' || p.name, 'g');
+	END LOOP;
+	RETURN t;
+END
 $$;
 
 -- the functions are volatile, not strict, and not executable by PUBLIC
@@ -62,5 +78,4 @@ SET heroku.timeout = 2000;
 SHOW heroku.timeout;
 RESET heroku.timeout;
 SET heroku.min_sslmode = 'disable';
--- the prefix is reserved: a misspelt setting is refused
-SET heroku.api_ulr = 'x';
+-- (the reserved heroku.* prefix: reserved_prefix.sql)

@@ -15,14 +15,28 @@ CREATE ROLE regress_heroku_user LOGIN;
 CREATE ROLE regress_heroku_granted LOGIN;
 GRANT EXECUTE ON FUNCTION heroku_dblink_url(text, text) TO regress_heroku_granted;
 GRANT USAGE ON SCHEMA regress TO regress_heroku_user, regress_heroku_granted;
+-- the SQLSTATE of stmt's error and the setting its message names: the
+-- wording of "may not read this setting" changed in PostgreSQL 15 and 16
+CREATE FUNCTION regress.denied(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	st text;
+	msg text;
+BEGIN
+	EXECUTE stmt;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+	RETURN st || ': ' || coalesce(substring(msg from '"([^"]*)"'), msg);
+END
+$$;
 
 SET ROLE regress_heroku_user;
 -- the token setting cannot be read...
-SHOW heroku.api_key;
-SELECT current_setting('heroku.api_key');
+SELECT regress.denied('SHOW heroku.api_key');
+SELECT regress.denied($$SELECT current_setting('heroku.api_key')$$);
 SELECT count(*) FROM pg_settings WHERE name = 'heroku.api_key';
 -- ...nor the file settings
-SHOW heroku.api_key_file;
+SELECT regress.denied('SHOW heroku.api_key_file');
 -- no setting can be changed
 SET heroku.api_url = 'http://127.0.0.1:1';
 SET heroku.api_key = 'x';

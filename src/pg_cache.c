@@ -124,8 +124,7 @@ hr_cache_init(void)
 								256, 16, 100000,
 								PGC_POSTMASTER, 0,
 								NULL, NULL, NULL);
-		prev_shmem_request_hook = shmem_request_hook;
-		shmem_request_hook = hr_cache_shmem_request;
+		hr_install_shmem_request_hook(prev_shmem_request_hook, hr_cache_shmem_request);
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = hr_cache_shmem_startup;
 	}

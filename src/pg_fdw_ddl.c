@@ -40,13 +40,8 @@ run_utility(Node *stmt, const char *query_text)
 	pstmt->stmt_location = -1;
 	pstmt->stmt_len = 0;
 	InitializeQueryCompletion(&qc);
-#if PG_VERSION_NUM >= 140000
-	ProcessUtility(pstmt, query_text, false, PROCESS_UTILITY_QUERY,
-				   NULL, NULL, None_Receiver, &qc);
-#else
-	ProcessUtility(pstmt, query_text, PROCESS_UTILITY_QUERY,
-				   NULL, NULL, None_Receiver, &qc);
-#endif
+	hr_ProcessUtility(pstmt, query_text, PROCESS_UTILITY_QUERY,
+					  NULL, NULL, None_Receiver, &qc);
 	CommandCounterIncrement();
 }
 

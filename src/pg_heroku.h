@@ -16,6 +16,7 @@
 
 #include "heroku_resolver.h"
 #include "hr_internal.h"
+#include "pg_compat.h"
 
 /* A resolution copied into palloc'd memory of the caller's context. */
 typedef struct HrResolved
@@ -31,7 +32,7 @@ typedef struct HrResolved
 /* pg_backend.c: used by every server-side file; calls only the core */
 extern void hr_pg_backend_init(void);
 extern void hr_pg_settings(hr_settings *s);
-extern void hr_pg_report(int elevel, const hr_error *err) pg_attribute_noreturn();
+pg_noreturn extern void hr_pg_report(int elevel, const hr_error *err);
 extern char *hr_pg_text_arg(FunctionCallInfo fcinfo, int argno, const char *name);
 extern hr_http *hr_pg_http(void);
 extern bool hr_allow_local_hosts;

@@ -7,9 +7,15 @@
 #   bash test/testenv.sh start|stop|status
 #
 # After start, `. "$HR_TEST_DIR/env.sh"` gives ports and file paths (never secret values).
+#
+# HR_PGBIN is the installation every cluster runs (default the system's 15). HR_LOCAL_PGBIN runs
+# the local cluster from another one (another major: test/checks/versions.sh), with
+# HR_LOCAL_LIBRARY_PATH put before LD_LIBRARY_PATH for that cluster's programs only.
 set -euo pipefail
 
 PGBIN=${HR_PGBIN:-/usr/lib/postgresql/15/bin}
+LOCAL_PGBIN=${HR_LOCAL_PGBIN:-$PGBIN}
+LOCAL_LIBRARY_PATH=${HR_LOCAL_LIBRARY_PATH:-}
 # Debian's interpreter, not whatever a version manager puts first in PATH.
 PY=/usr/bin/python3
 HR_TEST_DIR=${HR_TEST_DIR:-/tmp/heroku_resolver_test}
@@ -37,6 +43,20 @@ AS_PG=()
 if [[ $(id -u) -eq 0 ]]; then AS_PG=(runuser -u postgres --); fi
 as_pg() { "${AS_PG[@]}" "$@"; }
 
+# as_pg_cluster NAME PROGRAM ARGS...: as_pg, running PROGRAM of the installation of cluster NAME.
+as_pg_cluster() {
+	local c=$1 prog=$2
+	shift 2
+	if [[ $c != local ]]; then
+		as_pg "$PGBIN/$prog" "$@"
+	elif [[ -n $LOCAL_LIBRARY_PATH ]]; then
+		as_pg env LD_LIBRARY_PATH="$LOCAL_LIBRARY_PATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+			"$LOCAL_PGBIN/$prog" "$@"
+	else
+		as_pg "$LOCAL_PGBIN/$prog" "$@"
+	fi
+}
+
 # Log tails may be shown on failure: hide anything shaped like a token or a URL password.
 mask() {
 	sed -E 's/HRKU-[0-9A-Za-z_-]+/HRKU-****/g; s#(://[^:/@ ]*:)[^@ ]*@#\1****@#g'
@@ -45,6 +65,7 @@ mask() {
 check_setup() {
 	id postgres >/dev/null 2>&1 || die "no postgres OS user: run test/install-deps.sh first"
 	[[ -x "$PGBIN/initdb" ]] || die "$PGBIN/initdb not found: run test/install-deps.sh first"
+	[[ -x "$LOCAL_PGBIN/initdb" ]] || die "$LOCAL_PGBIN/initdb (HR_LOCAL_PGBIN) not found"
 	[[ -x $PY ]] || die "$PY not found: run test/install-deps.sh first"
 	if [[ $(id -u) -ne 0 && $(id -u) -ne $(id -u postgres) ]]; then
 		die "run as root or as postgres"
@@ -122,7 +143,7 @@ cmd_stop() {
 	for c in "${CLUSTERS[@]}"; do
 		data=$HR_TEST_DIR/$c
 		if [[ -f $data/postmaster.pid ]]; then
-			as_pg "$PGBIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+			as_pg_cluster "$c" pg_ctl -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 ||
 				say "pg_ctl stop failed for $c (see $HR_TEST_DIR/$c.log)"
 		fi
 	done
@@ -145,7 +166,7 @@ cmd_stop() {
 cmd_status() {
 	local c rc=0 pid
 	for c in "${CLUSTERS[@]}"; do
-		if [[ -d $HR_TEST_DIR/$c ]] && as_pg "$PGBIN/pg_ctl" -D "$HR_TEST_DIR/$c" status >/dev/null 2>&1; then
+		if [[ -d $HR_TEST_DIR/$c ]] && as_pg_cluster "$c" pg_ctl -D "$HR_TEST_DIR/$c" status >/dev/null 2>&1; then
 			echo "$c: running on port $(cluster_port "$c")"
 		else
 			echo "$c: not running"
@@ -304,7 +325,7 @@ init_cluster() {
 	local c=$1 data=$HR_TEST_DIR/$1 sock conf
 	sock=$(cluster_sock "$c")
 	as_pg mkdir -m 0700 "$sock"
-	as_pg "$PGBIN/initdb" -D "$data" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
+	as_pg_cluster "$c" initdb -D "$data" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
 		-E UTF8 --locale=C -N >"$HR_TEST_DIR/initdb-$c.log" 2>&1 ||
 		die "initdb $c failed, see $HR_TEST_DIR/initdb-$c.log"
 	conf=$data/postgresql.conf
@@ -360,7 +381,7 @@ HBA
 
 start_cluster() {
 	local c=$1
-	as_pg "$PGBIN/pg_ctl" -D "$HR_TEST_DIR/$c" -l "$HR_TEST_DIR/$c.log" -w -t 60 start >/dev/null ||
+	as_pg_cluster "$c" pg_ctl -D "$HR_TEST_DIR/$c" -l "$HR_TEST_DIR/$c.log" -w -t 60 start >/dev/null ||
 		{
 			tail -n 20 "$HR_TEST_DIR/$c.log" | mask >&2
 			die "could not start cluster $c"
@@ -499,6 +520,8 @@ write_env_sh() {
 export HR_TEST_DIR=$HR_TEST_DIR
 export HR_REPO=$HR_TEST_DIR/src
 export HR_PGBIN=$PGBIN
+export HR_LOCAL_PGBIN=$LOCAL_PGBIN
+export HR_LOCAL_LIBRARY_PATH=$LOCAL_LIBRARY_PATH
 export HR_PYTHON=$PY
 export PGHOST=$HR_TEST_DIR/sock
 export PGPORT=$HR_LOCAL_PORT

@@ -6,8 +6,8 @@
 #   2. a throwaway cluster of that copy (initdb as postgres, port HR_PGXN_PORT, default 57430)
 #      runs CREATE EXTENSION heroku_resolver and reports the control file's version;
 #   3. `pgxn check` of the same zip runs its pg_regress suite (sql/, expected/) against the test
-#      environment's server ($PGHOST/$PGPORT of env.sh: the expected files name its ports and
-#      the tests drive its mock), which runs the extension `make install` put there.
+#      environment's server ($PGHOST/$PGPORT of env.sh: the tests drive its mock), which runs
+#      the extension `make install` put there.
 # Step 3 needs test/run-tests.sh's environment; without it (HR_TEST_DIR unset) it is skipped
 # and said so.  Run time about 30 s (one build of the zip, one initdb).
 set -euo pipefail
