@@ -146,4 +146,15 @@ hr_InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 	pg_proc_aclcheck((procid), (roleid), (mode))
 #endif
 
+/* 18 dropped ExecutorRun's execute_once. */
+#if PG_VERSION_NUM >= 180000
+#define HR_EXECUTOR_RUN_PARAMS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count
+#define HR_EXECUTOR_RUN_ARGS queryDesc, direction, count
+#else
+#define HR_EXECUTOR_RUN_PARAMS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count, bool execute_once
+#define HR_EXECUTOR_RUN_ARGS queryDesc, direction, count, execute_once
+#endif
+
 #endif							/* PG_COMPAT_H */

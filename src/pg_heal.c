@@ -125,15 +125,14 @@ is_connect_failure(int sqlerrcode)
 
 /* Run the statement; note (never handle) a connection failure on the way out. */
 static void
-heal_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-				  bool execute_once)
+heal_executor_run(HR_EXECUTOR_RUN_PARAMS)
 {
 	PG_TRY();
 	{
 		if (prev_executor_run)
-			prev_executor_run(queryDesc, direction, count, execute_once);
+			prev_executor_run(HR_EXECUTOR_RUN_ARGS);
 		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+			standard_ExecutorRun(HR_EXECUTOR_RUN_ARGS);
 	}
 	PG_CATCH();
 	{
