@@ -131,6 +131,9 @@ hr_InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 
 /* 16 folded the per-catalog ACL checks into object_*check(). */
 #if PG_VERSION_NUM >= 160000
+#include "catalog/pg_foreign_data_wrapper.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_proc.h"
 #define hr_server_ownercheck(srvid, roleid) \
 	object_ownercheck(ForeignServerRelationId, (srvid), (roleid))
 #define hr_fdw_aclcheck(fdwid, roleid, mode) \
