@@ -54,6 +54,8 @@ static Oid	used_servers[HR_HEAL_USED];
 static int	nused = 0;
 static bool failed_to_connect = false;
 
+static void note_failure(void);
+
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
 
@@ -102,15 +104,28 @@ note_foreign_servers(PlannedStmt *stmt)
 	}
 }
 
+/*
+ * Note the statement's foreign servers first: postgres_fdw connects while
+ * the executor starts, so a failure to connect may come from here.
+ */
 static void
 heal_executor_start(QueryDesc *queryDesc, int eflags)
 {
-	if (prev_executor_start)
-		prev_executor_start(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
 	if (hr_heal && queryDesc->plannedstmt)
 		note_foreign_servers(queryDesc->plannedstmt);
+	PG_TRY();
+	{
+		if (prev_executor_start)
+			prev_executor_start(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+	}
+	PG_CATCH();
+	{
+		note_failure();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 /* Is sqlerrcode a failure to connect or to authenticate? */
@@ -121,6 +136,14 @@ is_connect_failure(int sqlerrcode)
 
 	return category == ERRCODE_CONNECTION_EXCEPTION ||
 		category == ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+}
+
+/* In a PG_CATCH: was the error a failure to connect with what we noted? */
+static void
+note_failure(void)
+{
+	if (hr_heal && (nserved > 0 || nused > 0) && is_connect_failure(geterrcode()))
+		failed_to_connect = true;
 }
 
 /* Run the statement; note (never handle) a connection failure on the way out. */
@@ -136,8 +159,7 @@ heal_executor_run(HR_EXECUTOR_RUN_PARAMS)
 	}
 	PG_CATCH();
 	{
-		if (hr_heal && (nserved > 0 || nused > 0) && is_connect_failure(geterrcode()))
-			failed_to_connect = true;
+		note_failure();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

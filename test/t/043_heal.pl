@@ -65,7 +65,7 @@ BEGIN
     EXCEPTION WHEN sqlclient_unable_to_establish_sqlconnection THEN
       good := false;
     END;
-    INSERT INTO runs VALUES ($c, $heal, s, good);
+    INSERT INTO runs VALUES ($c, '$heal'::bool, s, good);
     PERFORM pg_sleep(0.02);
   END LOOP;
 END
