@@ -88,13 +88,16 @@ errors=0
 for f in "$VG"/logs/vg.*.log; do
 	[[ -s $f ]] || continue
 	# valgrind separates error reports with blank "==PID== " lines
-	# Our code must be among the innermost 10 frames of a report: the
-	# executor hooks (pg_heal.c) put a frame of ours under every query, which
+	# Our code must be among the innermost 10 frames of a report, not counting
+	# the executor hooks (pg_heal.c), whose frame is under every query: that
 	# does not make PostgreSQL's own reports ours.
 	n=$(awk -v re="$ours" '
 		function done() { if (blk != "" && top ~ re && blk ~ /(Invalid|uninitialised|definitely lost|Mismatched|overlap|free\(\))/) n++; blk=""; top=""; frames=0 }
 		/^==[0-9]+== *$/ { done(); next }
-		{ blk = blk "\n" $0; if ($0 ~ /(at|by) 0x/ && frames++ < 10) top = top "\n" $0 }
+		{ blk = blk "\n" $0
+		  # our hook calling standard_Executor*: a pass-through frame, not ours
+		  if ($0 ~ /(at|by) 0x/ && !(prev ~ /standard_Executor/) && frames++ < 10) top = top "\n" $0
+		  prev = $0 }
 		END { done(); print n+0 }' "$f")
 	e=$(grep -c 'ERROR SUMMARY\|Invalid \|uninitialised\|definitely lost' "$f" || true)
 	errors=$((errors + e))
