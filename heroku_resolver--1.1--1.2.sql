@@ -167,3 +167,24 @@ CREATE EVENT TRIGGER heroku_fdw_forget_dropped ON sql_drop
     WHEN TAG IN ('DROP SERVER', 'DROP FOREIGN DATA WRAPPER', 'DROP OWNED',
                  'DROP EXTENSION', 'DROP SCHEMA')
     EXECUTE FUNCTION heroku_fdw_forget_dropped();
+
+-- pg_dump dumps the registry's rows (pg_extension_config_dump), so whoever may
+-- dump the database must be able to read them; with no right on the table, a
+-- database owner who is not a superuser could no longer pg_dump the database.
+-- It holds no secret (see 1.0--1.1), so the database's owner may read it,
+-- through pg_database_owner (PostgreSQL 14 and later), which is always the
+-- owner of the moment, after ALTER DATABASE ... OWNER TO as well.  Writing
+-- stays with the functions.  PostgreSQL 13 has no pg_database_owner: there
+-- the owner at this moment gets the grant (grant it again to a new owner).
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'pg_database_owner') THEN
+        GRANT SELECT ON @extschema@.heroku_fdw_registry TO pg_database_owner;
+    ELSE
+        EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.heroku_fdw_registry TO %I',
+                                  (SELECT pg_catalog.pg_get_userbyid(datdba)
+                                     FROM pg_catalog.pg_database
+                                    WHERE datname = pg_catalog.current_database()));
+    END IF;
+END
+$$;
