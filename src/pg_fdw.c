@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/event_trigger.h"
 #include "fmgr.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
@@ -38,6 +39,7 @@ PG_FUNCTION_INFO_V1(heroku_fdw_add_user_mapping);
 PG_FUNCTION_INFO_V1(heroku_fdw_refresh);
 PG_FUNCTION_INFO_V1(heroku_fdw_refresh_all);
 PG_FUNCTION_INFO_V1(heroku_fdw_unregister);
+PG_FUNCTION_INFO_V1(heroku_fdw_forget_dropped);
 
 /* ---------- arguments, lookups and checks ---------- */
 
@@ -68,6 +70,15 @@ role_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("role with OID %u does not exist", roleid)));
 	return roleid;
+}
+
+/* A role's name, or its OID if it was dropped. */
+static char *
+role_name(Oid roleid)
+{
+	char	   *name = GetUserNameFromId(roleid, true);
+
+	return name ? name : psprintf("%u", roleid);
 }
 
 /* CONTEXT: what was being done to which server of which app. */
@@ -138,9 +149,12 @@ check_server_owner(ForeignServer *srv)
 
 /*
  * Bring the server's options and the mappings listed in e to what r says,
- * altering only what differs; add a mapping for add_role if valid.  Mappings
- * that were dropped, or whose role was, leave the list.  e is updated to
- * what is now in place.  True if an existing object was altered.
+ * altering only what differs; add a mapping for add_role if valid.  A
+ * mapping is altered only if it is the one the extension made (its OID,
+ * role and server); one that was dropped, or dropped and made again by
+ * someone else, leaves the list untouched.  e is updated to what is now in
+ * place.  True if an existing object was altered.  srv and e are the live,
+ * locked server and row of hr_registry_lookup().
  */
 static bool
 apply_resolution(ForeignServer *srv, RegEntry *e, const HrResolved *r, Oid add_role)
@@ -148,53 +162,57 @@ apply_resolution(ForeignServer *srv, RegEntry *e, const HrResolved *r, Oid add_r
 	ForeignDataWrapper *fdw = GetForeignDataWrapper(srv->fdwid);
 	SplitOptions want = hr_fdw_split_options(fdw_kind(fdw), r);
 	List	   *changes;
-	List	   *kept = NIL;
-	ListCell   *lc;
+	List	   *kept_roles = NIL;
+	List	   *kept_mappings = NIL;
+	ListCell   *lr;
+	ListCell   *lm;
 	bool		changed = false;
 
 	changes = hr_fdw_option_changes(srv->options, want.server, e->server_keys);
 	if (changes != NIL)
 	{
-		hr_ddl_alter_server(srv->servername, changes);
+		hr_ddl_alter_server(srv->serverid, changes);
 		changed = true;
 	}
 
-	foreach(lc, e->roles)
+	forboth(lr, e->roles, lm, e->mappings)
 	{
-		Oid			roleid = lfirst_oid(lc);
+		Oid			roleid = lfirst_oid(lr);
+		Oid			umid = lfirst_oid(lm);
 		List	   *current;
 
-		if (GetUserNameFromId(roleid, true) == NULL ||
-			!hr_ddl_user_mapping_options(roleid, srv->serverid, &current))
+		if (!hr_ddl_user_mapping_is(umid, roleid, srv->serverid, &current))
 			continue;
-		kept = lappend_oid(kept, roleid);
+		kept_roles = lappend_oid(kept_roles, roleid);
+		kept_mappings = lappend_oid(kept_mappings, umid);
 		changes = hr_fdw_option_changes(current, want.mapping, e->mapping_keys);
 		if (changes != NIL)
 		{
-			hr_ddl_alter_user_mapping(roleid, srv->servername, changes);
+			hr_ddl_alter_user_mapping(umid, roleid, srv->serverid, changes);
 			changed = true;
 		}
 	}
 
 	if (OidIsValid(add_role))
 	{
-		hr_ddl_create_user_mapping(add_role, srv->servername, want.mapping);
-		kept = list_append_unique_oid(kept, add_role);
+		kept_mappings = lappend_oid(kept_mappings,
+									hr_ddl_create_user_mapping(add_role, srv->serverid,
+															   want.mapping));
+		kept_roles = lappend_oid(kept_roles, add_role);
 	}
 
-	e->roles = kept;
+	e->roles = kept_roles;
+	e->mappings = kept_mappings;
 	e->server_keys = hr_fdw_option_names(want.server);
 	e->mapping_keys = hr_fdw_option_names(want.mapping);
 	return changed;
 }
 
-/* heroku_fdw_refresh() of one server. */
+/* Refresh a live, locked server and its row (hr_registry_lookup*). */
 static bool
-refresh_server(Registry *reg, const char *server)
+refresh_server(Registry *reg, RegEntry *e, ForeignServer *srv)
 {
-	ForeignServer *srv;
-	RegEntry   *e = hr_registry_lookup(reg, server, &srv);
-	ServerErrorContext ctx = {"refreshing", server, e->app};
+	ServerErrorContext ctx = {"refreshing", e->server, e->app};
 	ErrorContextCallback cb;
 	HrResolved *r;
 	bool		changed;
@@ -227,7 +245,7 @@ heroku_fdw_create_server(PG_FUNCTION_ARGS)
 	char	   *config_var = hr_pg_text_arg(fcinfo, 2, "config_var");
 	char	   *fdwname = name_arg(fcinfo, 3, "fdw");
 	Oid			roleid = role_arg(fcinfo, 4, "for_role");
-	Registry   *reg = hr_registry_for(fcinfo);
+	Registry   *reg = hr_registry_for(fcinfo, false);
 	ForeignDataWrapper *fdw;
 	FdwKind		kind;
 	AclResult	aclresult;
@@ -256,14 +274,15 @@ heroku_fdw_create_server(PG_FUNCTION_ARGS)
 
 	r = hr_pg_resolve(app, config_var, false);
 	opts = hr_fdw_split_options(kind, r);
-	hr_ddl_create_server(server, fdw->fdwname, opts.server);
-	hr_ddl_create_user_mapping(roleid, server, opts.mapping);
-
+	e.server_oid = hr_ddl_create_server(server, fdw->fdwname, opts.server);
+	e.server_owner = GetForeignServer(e.server_oid)->owner;
+	e.mappings = list_make1_oid(hr_ddl_create_user_mapping(roleid, e.server_oid,
+														   opts.mapping));
+	e.roles = list_make1_oid(roleid);
 	e.server = server;
 	e.app = app;
 	/* the name the API answered to: X may have been found as X_URL */
 	e.config_var = r->config_var;
-	e.roles = list_make1_oid(roleid);
 	e.server_keys = hr_fdw_option_names(opts.server);
 	e.mapping_keys = hr_fdw_option_names(opts.mapping);
 	hr_registry_insert(reg, &e);
@@ -282,7 +301,7 @@ heroku_fdw_add_user_mapping(PG_FUNCTION_ARGS)
 {
 	char	   *server = name_arg(fcinfo, 0, "server");
 	Oid			roleid = role_arg(fcinfo, 1, "for_role");
-	Registry   *reg = hr_registry_for(fcinfo);
+	Registry   *reg = hr_registry_for(fcinfo, false);
 	ForeignServer *srv;
 	RegEntry   *e = hr_registry_lookup(reg, server, &srv);
 	List	   *existing;
@@ -316,8 +335,11 @@ Datum
 heroku_fdw_refresh(PG_FUNCTION_ARGS)
 {
 	char	   *server = name_arg(fcinfo, 0, "server");
+	Registry   *reg = hr_registry_for(fcinfo, false);
+	ForeignServer *srv;
+	RegEntry   *e = hr_registry_lookup(reg, server, &srv);
 
-	PG_RETURN_BOOL(refresh_server(hr_registry_for(fcinfo), server));
+	PG_RETURN_BOOL(refresh_server(reg, e, srv));
 }
 
 /*
@@ -326,7 +348,7 @@ heroku_fdw_refresh(PG_FUNCTION_ARGS)
  * registry.  A cancel or a shutdown is raised again.  True if it changed.
  */
 static bool
-refresh_one(Registry *reg, const char *server, const char *app, MemoryContext work_cxt)
+refresh_one(Registry *reg, RegEntry *listed, MemoryContext work_cxt)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	ResourceOwner caller_owner = CurrentResourceOwner;
@@ -337,7 +359,10 @@ refresh_one(Registry *reg, const char *server, const char *app, MemoryContext wo
 	MemoryContextSwitchTo(work_cxt);
 	PG_TRY();
 	{
-		changed = refresh_server(reg, server);
+		ForeignServer *srv;
+		RegEntry   *e = hr_registry_lookup_oid(reg, listed->server_oid, &srv);
+
+		changed = refresh_server(reg, e, srv);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(caller_cxt);
 		CurrentResourceOwner = caller_owner;
@@ -361,77 +386,166 @@ refresh_one(Registry *reg, const char *server, const char *app, MemoryContext wo
 	ereport(WARNING,
 			(errcode(edata->sqlerrcode),
 			 errmsg("could not refresh foreign server \"%s\" of Heroku app \"%s\": %s",
-					server, app, edata->message),
+					listed->server, listed->app, edata->message),
 			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
 			 edata->hint ? errhint("%s", edata->hint) : 0));
-	hr_registry_set_error(reg, server, edata->message);
+	hr_registry_set_error(reg, listed->server_oid, edata->message);
 	return false;
+}
+
+/* A dead row is forgotten by a member of the role that registered it, or a superuser. */
+static bool
+may_forget(RegEntry *e)
+{
+	return superuser() ||
+		(OidIsValid(e->server_owner) && has_privs_of_role(GetUserId(), e->server_owner));
+}
+
+/*
+ * A row that no longer stands for its server: nothing is written through
+ * it.  Its registering owner (or a superuser) forgets it, with a WARNING
+ * naming the server and the app; others leave it alone.
+ */
+static void
+forget_dead(Registry *reg, RegEntry *e, RegState state, ForeignServer *srv)
+{
+	if (!may_forget(e))
+	{
+		ereport(DEBUG1,
+				(errmsg_internal("skipping dead registration of foreign server \"%s\" of Heroku app \"%s\": not its owner",
+								 e->server, e->app)));
+		return;
+	}
+	if (!hr_registry_forget_dead(reg, e))
+		return;
+	if (state == REG_OWNER_CHANGED)
+		ereport(WARNING,
+				(errmsg("forgetting foreign server \"%s\" of Heroku app \"%s\": its owner changed from \"%s\" to \"%s\" after it was registered",
+						srv->servername, e->app,
+						role_name(e->server_owner), role_name(srv->owner)),
+				 errdetail("heroku_resolver writes only into the servers it made, as their owner had them; it wrote nothing into this one.")));
+	else
+		ereport(WARNING,
+				(errmsg("forgetting foreign server \"%s\" of Heroku app \"%s\": it was dropped",
+						e->server, e->app),
+				 errdetail("heroku_resolver writes only into the servers it made; a server of that name made since is not one of them."),
+				 errhint("Make it again with heroku_fdw_create_server().")));
 }
 
 /*
  * heroku_fdw_refresh_all(): refresh every registered server the caller
  * owns (all of them for a superuser); one failure does not stop the
- * others.  Returns how many changed.
+ * others.  Dead rows (the server dropped, or owned by another role now)
+ * are forgotten with a WARNING.  Returns how many changed.
  */
 Datum
 heroku_fdw_refresh_all(PG_FUNCTION_ARGS)
 {
-	Registry   *reg = hr_registry_for(fcinfo);
-	List	   *servers;
-	List	   *apps;
-	ListCell   *ls;
-	ListCell   *la;
+	Registry   *reg = hr_registry_for(fcinfo, false);
+	List	   *entries = hr_registry_list(reg);
+	ListCell   *lc;
 	int			nchanged = 0;
 	MemoryContext work_cxt;
 
-	hr_registry_list(reg, &servers, &apps);
 	work_cxt = AllocSetContextCreate(CurrentMemoryContext, "heroku_fdw_refresh_all",
 									 ALLOCSET_DEFAULT_SIZES);
-	forboth(ls, servers, la, apps)
+	foreach(lc, entries)
 	{
-		const char *server = (const char *) lfirst(ls);
-		const char *app = (const char *) lfirst(la);
+		RegEntry   *e = (RegEntry *) lfirst(lc);
 		ForeignServer *srv;
+		RegState	state;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(work_cxt);
 
+		state = hr_registry_state(e, &srv);
+		if (state != REG_LIVE)
+		{
+			forget_dead(reg, e, state, srv);
+			continue;
+		}
+		e->server = pstrdup(srv->servername);
+
 		/* others' servers are theirs to refresh (or a superuser's) */
-		srv = GetForeignServerByName(server, true);
-		if (srv != NULL && !hr_server_ownercheck(srv->serverid, GetUserId()))
+		if (!hr_server_ownercheck(srv->serverid, GetUserId()))
 		{
 			ereport(DEBUG1,
 					(errmsg_internal("skipping foreign server \"%s\" of Heroku app \"%s\": not its owner",
-									 server, app)));
+									 e->server, e->app)));
 			continue;
 		}
-		if (refresh_one(reg, server, app, work_cxt))
+		if (refresh_one(reg, e, work_cxt))
 			nchanged++;
 	}
 	MemoryContextDelete(work_cxt);
 	PG_RETURN_INT32(nchanged);
 }
 
-/* heroku_fdw_unregister(server): forget it; the server stays as it is. */
+/*
+ * heroku_fdw_unregister(server): forget it; the server stays as it is.
+ * A registration whose server was dropped is forgotten by its registering
+ * owner or a superuser.
+ */
 Datum
 heroku_fdw_unregister(PG_FUNCTION_ARGS)
 {
 	char	   *server = name_arg(fcinfo, 0, "server");
-	Registry   *reg = hr_registry_for(fcinfo);
+	Registry   *reg = hr_registry_for(fcinfo, false);
 	ForeignServer *srv = GetForeignServerByName(server, true);
+	List	   *dead;
+	ListCell   *lc;
+	bool		forgot = false;
 
-	/* a row whose server was dropped can be forgotten by anyone allowed in */
-	if (srv != NULL)
-		check_server_owner(srv);
-	if (!hr_registry_delete(reg, server))
+	/* the server's own registration, live or not: who may alter it forgets it */
+	if (srv != NULL && hr_registry_has(reg, srv->serverid))
 	{
-		if (srv == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("server \"%s\" does not exist", server)));
+		check_server_owner(srv);
+		hr_registry_delete(reg, srv->serverid);
+		PG_RETURN_VOID();
+	}
+
+	/* registrations under that name of a server that is gone */
+	dead = hr_registry_dead_named(reg, server);
+	foreach(lc, dead)
+	{
+		RegEntry   *e = (RegEntry *) lfirst(lc);
+
+		if (may_forget(e) && hr_registry_forget_dead(reg, e))
+			forgot = true;
+	}
+	if (forgot)
+		PG_RETURN_VOID();
+
+	if (srv == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("server \"%s\" is not registered with heroku_resolver", server)));
-	}
+				 errmsg("server \"%s\" does not exist", server)));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("server \"%s\" is not registered with heroku_resolver", server)));
+	PG_RETURN_VOID();
+}
+
+/*
+ * heroku_fdw_forget_dropped(): the sql_drop event trigger that forgets a
+ * registered server as it is dropped.  The checks at every use stand on
+ * their own (an event trigger does not fire when disabled, or with
+ * session_replication_role = replica); this keeps the registry tidy and
+ * a dropped server's name free of any registration at once.
+ */
+Datum
+heroku_fdw_forget_dropped(PG_FUNCTION_ARGS)
+{
+	Registry   *reg;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" was not called by the event trigger manager",
+						"heroku_fdw_forget_dropped")));
+	/* DROP EXTENSION heroku_resolver itself: nothing left to forget */
+	reg = hr_registry_for(fcinfo, true);
+	if (reg != NULL)
+		hr_registry_forget_dropped(reg);
 	PG_RETURN_VOID();
 }

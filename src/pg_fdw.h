@@ -42,16 +42,31 @@ typedef struct Registry
 	Oid			owner;
 } Registry;
 
-/* One row of the registry. */
+/*
+ * One row of the registry.  A server is known by its OID and the owner it
+ * had when registered, a user mapping by its OID: never by a name, which
+ * anyone with USAGE on the wrapper can take once the server is dropped.
+ */
 typedef struct RegEntry
 {
-	char	   *server;
+	char	   *server;			/* its name (the catalog's, for a live row) */
 	char	   *app;
 	char	   *config_var;
+	Oid			server_oid;		/* InvalidOid: the server is gone */
+	Oid			server_owner;	/* its owner when registered */
 	List	   *roles;			/* OIDs of the roles whose mappings we made */
+	List	   *mappings;		/* OIDs of those mappings, in the same order */
 	List	   *server_keys;	/* names of the server options we set */
 	List	   *mapping_keys;	/* names of the mapping options we set */
 } RegEntry;
+
+/* Whether a registry row still stands for the server it was made for. */
+typedef enum RegState
+{
+	REG_LIVE,					/* the server of that OID, with that owner */
+	REG_DROPPED,				/* no server has that OID (any more) */
+	REG_OWNER_CHANGED			/* the server has another owner now */
+} RegState;
 
 /* pg_fdw_options.c */
 extern SplitOptions hr_fdw_split_options(FdwKind kind, const HrResolved *r);
@@ -60,27 +75,50 @@ extern List *hr_fdw_option_names(List *defs);
 extern List *hr_fdw_option_changes(List *current, List *desired, List *managed);
 extern void hr_fdw_append_options_text(StringInfo buf, List *defs);
 
-/* pg_fdw_ddl.c */
-extern void hr_ddl_create_server(const char *server, const char *fdwname,
+/*
+ * pg_fdw_ddl.c: each works on the object of the OID it is given, and raises
+ * an error (undoing the statement) if the name it went by led elsewhere.
+ */
+extern Oid	hr_ddl_create_server(const char *server, const char *fdwname,
 								 List *options);
-extern void hr_ddl_alter_server(const char *server, List *changes);
-extern void hr_ddl_create_user_mapping(Oid roleid, const char *server,
-									   List *options);
-extern void hr_ddl_alter_user_mapping(Oid roleid, const char *server,
+extern void hr_ddl_alter_server(Oid serverid, List *changes);
+extern Oid	hr_ddl_create_user_mapping(Oid roleid, Oid serverid, List *options);
+extern void hr_ddl_alter_user_mapping(Oid umid, Oid roleid, Oid serverid,
 									  List *changes);
 extern bool hr_ddl_user_mapping_options(Oid roleid, Oid serverid,
 										List **options);
+/* Lock mapping umid; true (and its options) if it is roleid's for serverid. */
+extern bool hr_ddl_user_mapping_is(Oid umid, Oid roleid, Oid serverid,
+								   List **options);
 
 /* pg_fdw_registry.c */
-extern Registry *hr_registry_for(FunctionCallInfo fcinfo);
+/* NULL if missing_ok and the registry (1.2's) is not there */
+extern Registry *hr_registry_for(FunctionCallInfo fcinfo, bool missing_ok);
 extern void hr_registry_insert(Registry *reg, RegEntry *e);
 extern void hr_registry_update(Registry *reg, RegEntry *e, bool changed);
-extern void hr_registry_set_error(Registry *reg, const char *server,
+extern void hr_registry_set_error(Registry *reg, Oid serverid,
 								  const char *message);
-extern bool hr_registry_delete(Registry *reg, const char *server);
-extern void hr_registry_list(Registry *reg, List **servers, List **apps);
-/* The server and its registry row, locked; 42704 if either is missing. */
+extern bool hr_registry_has(Registry *reg, Oid serverid);
+extern bool hr_registry_delete(Registry *reg, Oid serverid);
+/* Delete a dead row if it is still dead; false if it was not deleted. */
+extern bool hr_registry_forget_dead(Registry *reg, RegEntry *e);
+/* Every row, with server, app, server_oid and server_owner filled in. */
+extern List *hr_registry_list(Registry *reg);
+/* The dead rows whose last known name is server. */
+extern List *hr_registry_dead_named(Registry *reg, const char *server);
+extern RegState hr_registry_state(RegEntry *e, ForeignServer **srv);
+/* In a sql_drop event trigger: forget the servers being dropped. */
+extern void hr_registry_forget_dropped(Registry *reg);
+
+/*
+ * The live registry row of the server of that name (or OID), locked, and
+ * the server, locked against DROP and RENAME; 42704 if the server does not
+ * exist or is not registered (a row whose server is gone or changed hands
+ * is no registration).
+ */
 extern RegEntry *hr_registry_lookup(Registry *reg, const char *server,
 									ForeignServer **srv);
+extern RegEntry *hr_registry_lookup_oid(Registry *reg, Oid serverid,
+										ForeignServer **srv);
 
 #endif							/* PG_FDW_H */

@@ -79,8 +79,10 @@ hr_worker_init(void)
 }
 
 /*
- * One round, in its own transaction.  Returns false when the extension (at
- * a version with heroku_fdw_refresh_all) is not in this database yet.
+ * One round, in its own transaction.  Returns false when the extension is
+ * not in this database yet at 1.2 or later (the library refuses the registry
+ * of 1.1, which knows servers by name only; 1.2 brought the event trigger
+ * function heroku_fdw_forget_dropped).
  * Throws on failure; the caller recovers.
  */
 static bool
@@ -100,7 +102,7 @@ refresh_round(void)
 
 	ret = SPI_execute("SELECT pg_catalog.quote_ident(n.nspname),"
 					  " pg_catalog.to_regprocedure(pg_catalog.quote_ident(n.nspname)"
-					  " OPERATOR(pg_catalog.||) '.heroku_fdw_refresh_all()') IS NOT NULL"
+					  " OPERATOR(pg_catalog.||) '.heroku_fdw_forget_dropped()') IS NOT NULL"
 					  " FROM pg_catalog.pg_extension e"
 					  " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
 					  " WHERE e.extname OPERATOR(pg_catalog.=) 'heroku_resolver'", true, 1);
@@ -228,7 +230,7 @@ hr_worker_main(Datum main_arg)
 					{
 						if (!waiting_logged)
 							ereport(LOG,
-									(errmsg("heroku_resolver refresher is waiting for extension heroku_resolver 1.1 in database \"%s\"",
+									(errmsg("heroku_resolver refresher is waiting for extension heroku_resolver 1.2 in database \"%s\"",
 											hr_database)));
 						waiting_logged = true;
 						hr_cache_set_worker_state("waiting for the extension", true);

@@ -49,7 +49,7 @@ my $worker_pid_sql =
   q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'heroku_resolver refresher'};
 
 # no extension yet: the refresher waits
-ok($node->wait_for_log(qr/refresher is waiting for extension heroku_resolver 1\.1 in database "postgres"/, $start_offset),
+ok($node->wait_for_log(qr/refresher is waiting for extension heroku_resolver 1\.2 in database "postgres"/, $start_offset),
 	'without the extension the refresher waits');
 my $pid = $node->safe_psql('postgres', $worker_pid_sql);
 like($pid, qr/^\d+$/, 'the refresher runs');
