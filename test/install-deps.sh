@@ -11,6 +11,8 @@ PACKAGES=(
 	libcurl4-openssl-dev
 	libjson-c-dev
 	libpq-dev
+	# heroku-pg-resolve watch's webhook receiver (the command only, not the library)
+	libmicrohttpd-dev
 	libipc-run-perl
 	openssl
 	make
