@@ -392,14 +392,17 @@ hr_watch_poll_feed(hr_watch *w, int initial)
 	pthread_mutex_unlock(&w->mu);
 	if (rc == HR_ECANCELED)
 		return 0;
-	if (rc != HR_OK)
+	if (rc != HR_OK && initial && (rc == HR_EAUTH || rc == HR_EFORBIDDEN || rc == HR_EINVAL))
 	{
+		hr_watch_fail(rc == HR_EINVAL ? "Check --api-url or HEROKU_API_URL."
+					  : "Check the token: listing the apps needs access to them.",
+					  "%s", err.message);
+		return hr_watch_exit_code(rc);
+	}
+	if (rc != HR_OK)
 		hr_watch_log(w, "feed: %s%s%s%s; trying again in %.1f s", err.message,
 					 err.detail[0] ? " (" : "", err.detail, err.detail[0] ? ")" : "",
 					 w->interval_ms / 1000.0);
-		if (initial && (rc == HR_EAUTH || rc == HR_EFORBIDDEN || rc == HR_EINVAL))
-			return hr_watch_exit_code(rc);
-	}
 	else if (st.changes > 0 || !was_ok)
 		hr_watch_log(w, "feed: %d of %d apps released since the last look (%d request%s, %d not modified)",
 					 st.changes, st.apps, st.requests, st.requests == 1 ? "" : "s",

@@ -105,6 +105,27 @@ finish(hr_watch *w, int status)
 	return status;
 }
 
+/* The hint for a first check that failed for good. */
+static const char *
+start_hint(int status)
+{
+	switch (status)
+	{
+		case EX_NOINPUT:
+			return "Check the app name (heroku apps) and its config vars (heroku config -a APP).";
+		case EX_DATAERR:
+			return "Name a config var that holds a Heroku Postgres URL, such as DATABASE_URL.";
+		case EX_CANTCREAT:
+			return "Choose another file with --service-file or PGSERVICEFILE.";
+		case EX_NOPERM:
+			return "Check the token: \"heroku authorizations:create\" makes one that does not expire.";
+		case EX_CONFIG:
+			return "Check --api-url or HEROKU_API_URL.";
+		default:
+			return "See \"heroku-pg-resolve watch --help\".";
+	}
+}
+
 int
 hr_watch_main(int argc, char **argv)
 {
@@ -117,7 +138,7 @@ hr_watch_main(int argc, char **argv)
 	memset(&w, 0, sizeof(w));
 	if (setup_threads(&w) != 0)
 	{
-		hr_watch_fail(NULL, "could not start a thread: %s", strerror(errno));
+		hr_watch_fail("The system is short of resources; retry later.", "could not start a thread: %s", strerror(errno));
 		return HR_WATCH_EX_OSERR;
 	}
 	rc = hr_watch_configure(&w, argc, argv);
@@ -133,14 +154,14 @@ hr_watch_main(int argc, char **argv)
 	memset(&err, 0, sizeof(err));
 	if (hr_global_init(&err) != HR_OK)
 	{
-		hr_watch_fail(NULL, "%s", err.message);
+		hr_watch_fail("The system is short of resources; retry later.", "%s", err.message);
 		return finish(&w, EX_SOFTWARE);
 	}
 	w.api = hr_http_new();
 	w.feed = hr_feed_new(w.feed_page);
 	if (w.api == NULL || w.feed == NULL)
 	{
-		hr_watch_fail(NULL, "out of memory");
+		hr_watch_fail("The system is short of memory; retry later.", "out of memory");
 		return finish(&w, EX_SOFTWARE);
 	}
 	if (w.listen && (rc = hr_watch_http_start(&w, why, sizeof(why))) != 0)
@@ -156,12 +177,12 @@ hr_watch_main(int argc, char **argv)
 	for (i = 0; i < w.napps && !w.stop; i++)
 		if ((rc = hr_watch_check_app(&w, i, 1)) != 0)
 		{
-			hr_watch_fail(NULL, "app %s: %s", w.apps[i].ident, w.apps[i].last_error);
+			hr_watch_fail(start_hint(rc), "app %s: %s", w.apps[i].ident, w.apps[i].last_error);
 			return finish(&w, rc);
 		}
 	if (hr_watch_dbs_start(&w) != 0)
 	{
-		hr_watch_fail(NULL, "could not start the cluster threads");
+		hr_watch_fail("The system is short of resources; retry later.", "could not start the cluster threads");
 		return finish(&w, HR_WATCH_EX_OSERR);
 	}
 	if (w.interval_ms > 0)
