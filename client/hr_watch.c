@@ -295,7 +295,10 @@ hr_watch_check_app(hr_watch *w, int i, int initial)
 		changed = ok && (etag == NULL || strcmp(etag, r.etag) != 0);
 	}
 	else if (rc == HR_OK)
+	{
 		status = hr_watch_exit_code(answer_error(&r, a->ident, &err));
+		err.retry_after = r.retry_after;
+	}
 	else
 		status = hr_watch_exit_code(rc);
 	hr_response_free(&r);
@@ -329,6 +332,9 @@ hr_watch_check_app(hr_watch *w, int i, int initial)
 		a->backoff_ms = a->backoff_ms ? a->backoff_ms * 2 : 1000;
 		if (a->backoff_ms > HR_WATCH_MAX_BACKOFF_MS)
 			a->backoff_ms = HR_WATCH_MAX_BACKOFF_MS;
+		/* a 429 says when to come back (at most 15 minutes) */
+		if (err.retry_after > 0 && err.retry_after * 1000L > a->backoff_ms)
+			a->backoff_ms = (err.retry_after > 900 ? 900 : err.retry_after) * 1000L;
 		a->retry_at = hr_watch_now() + a->backoff_ms / 1000.0;
 	}
 	pthread_cond_broadcast(&w->cond);
@@ -399,10 +405,13 @@ hr_watch_poll_feed(hr_watch *w, int initial)
 					  "%s", err.message);
 		return hr_watch_exit_code(rc);
 	}
+	w->feed_wait_ms = w->interval_ms;
+	if (rc != HR_OK && err.retry_after * 1000L > w->interval_ms)
+		w->feed_wait_ms = (err.retry_after > 900 ? 900 : err.retry_after) * 1000L;
 	if (rc != HR_OK)
 		hr_watch_log(w, "feed: %s%s%s%s; trying again in %.1f s", err.message,
 					 err.detail[0] ? " (" : "", err.detail, err.detail[0] ? ")" : "",
-					 w->interval_ms / 1000.0);
+					 w->feed_wait_ms / 1000.0);
 	else if (st.changes > 0 || !was_ok)
 		hr_watch_log(w, "feed: %d of %d apps released since the last look (%d request%s, %d not modified)",
 					 st.changes, st.apps, st.requests, st.requests == 1 ? "" : "s",
@@ -469,7 +478,7 @@ hr_watch_run(hr_watch *w)
 		{
 			pthread_mutex_unlock(&w->mu);
 			hr_watch_poll_feed(w, 0);
-			next_feed = hr_watch_now() + w->interval_ms / 1000.0;
+			next_feed = hr_watch_now() + w->feed_wait_ms / 1000.0;
 			pthread_mutex_lock(&w->mu);
 			continue;
 		}

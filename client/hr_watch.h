@@ -87,6 +87,7 @@ typedef struct hr_watch
 	const char **dbs_conninfo;
 	int			ndbs;
 	long		interval_ms;	/* 0: no feed */
+	long		feed_wait_ms;	/* until the next look: the interval, or a 429's Retry-After */
 	int			feed_page;		/* Range max= of GET /apps */
 	const char *listen;			/* HOST:PORT or NULL */
 	const char *secret_file;
