@@ -51,7 +51,10 @@ HR_CLIENT_CPPFLAGS = -I. -Isrc -Iclient -I$(includedir) -D_GNU_SOURCE -DHR_VERSI
 HR_CLIENT_LIBS = -lcurl -ljson-c -L$(libdir) -lpq
 HR_LIB_OBJS = $(patsubst src/%.o,client/lib_%.o,$(CORE_OBJS)) client/hr_client.o
 HR_CMD_OBJS = client/heroku-pg-resolve.o client/hr_service.o client/hr_service_file.o \
-	client/hr_exec.o
+	client/hr_exec.o $(patsubst %.c,%.o,$(sort $(wildcard client/hr_watch*.c)))
+# heroku-pg-resolve watch: the webhook receiver (libmicrohttpd, OpenSSL's HMAC) and its
+# threads are the command's alone, never the library's
+HR_CMD_LIBS = -lmicrohttpd -lcrypto -lpthread
 HR_CLIENT_BUILT = client/$(HR_LIB_REAL) client/$(HR_LIB_SONAME) client/$(HR_LIB).so \
 	client/$(HR_CMD) client/heroku_resolver.pc client/example
 
@@ -85,7 +88,7 @@ client/$(HR_LIB).so: client/$(HR_LIB_SONAME)
 # the command carries its own copy of the objects: it runs from the build
 # directory too, and does not depend on where the library is installed
 client/$(HR_CMD): $(HR_CMD_OBJS) $(HR_LIB_OBJS)
-	$(CC) $(HR_CLIENT_CFLAGS) $(LDFLAGS) -o $@ $(HR_CMD_OBJS) $(HR_LIB_OBJS) $(HR_CLIENT_LIBS)
+	$(CC) $(HR_CLIENT_CFLAGS) $(LDFLAGS) -o $@ $(HR_CMD_OBJS) $(HR_LIB_OBJS) $(HR_CLIENT_LIBS) $(HR_CMD_LIBS)
 
 # built against the library in client/ (run it with LD_LIBRARY_PATH=client), named by its
 # path: with -L, an installed copy in a directory of $(LDFLAGS) would be taken instead;

@@ -9,6 +9,7 @@
  *		heroku-pg-resolve --url APP [CONFIG_VAR]
  *		heroku-pg-resolve --service NAME [--service-file F] APP [CONFIG_VAR]
  *		heroku-pg-resolve --exec APP [CONFIG_VAR] -- COMMAND [ARGS...]
+ *		heroku-pg-resolve watch [options]	(client/hr_watch*.c)
  *
  * Errors: one line on stderr, then a hint line; never a token or a
  * password (the core's texts carry none).  Exit codes follow sysexits.h
@@ -28,6 +29,7 @@
 #include "heroku_resolver.h"
 #include "hr_exec.h"
 #include "hr_service.h"
+#include "hr_watch.h"
 
 #define PROG "heroku-pg-resolve"
 #define DEFAULT_CONFIG_VAR "DATABASE_URL"
@@ -74,8 +76,11 @@ usage(void)
 		   "                                                    of the service file\n"
 		   "  %s --exec [OPTION]... APP [CONFIG_VAR] -- COMMAND [ARG]...\n"
 		   "                                                    run COMMAND with\n"
-		   "                                                    DATABASE_URL set\n\n",
-		   PROG, PROG, PROG, PROG);
+		   "                                                    DATABASE_URL set\n"
+		   "  %s watch [OPTION]...%*skeep service entries and\n"
+		   "                                                    clusters up to date\n"
+		   "                                                    (see \"watch --help\")\n\n",
+		   PROG, PROG, PROG, PROG, PROG, 32, "");
 	printf("Modes:\n"
 		   "      --url                print the postgres:// URL instead of the conninfo\n"
 		   "      --service NAME       write/replace section [NAME] of the service file\n"
@@ -106,6 +111,7 @@ usage(void)
 		   "   69  API unavailable: cannot connect, timeout, TLS failure, HTTP 5xx, or\n"
 		   "       rate limited (HTTP 429)\n"
 		   "   70  internal error (out of memory)\n"
+		   "   71  watch: cannot listen on --listen HOST:PORT, or start a thread\n"
 		   "   73  cannot read or write the service file\n"
 		   "   74  cannot write the output\n"
 		   "   77  not authorized: no token, token rejected (401), no access (402, 403)\n"
@@ -402,6 +408,10 @@ main(int argc, char **argv)
 	hr_error	err;
 	hr_http    *http;
 	hr_result	r;
+
+	/* heroku-pg-resolve watch ...: client/hr_watch*.c ("-- watch" resolves an app "watch") */
+	if (argc > 1 && strcmp(argv[1], "watch") == 0)
+		return hr_watch_main(argc - 1, argv + 1);
 
 	hr_settings_init(&s);
 	if (api_url_env && api_url_env[0])

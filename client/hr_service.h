@@ -90,6 +90,18 @@ extern hr_service_status hr_service_file_update(const char *path,
 												const char *const *values,
 												hr_service_error *err);
 
+/*
+ * hr_service_file_update, telling in *changed (may be NULL) whether the
+ * file was replaced (1) or already held exactly that text, mode 0600 (0).
+ * heroku-pg-resolve watch rewrites an entry only when its text changed.
+ */
+extern hr_service_status hr_service_file_set(const char *path,
+											 const char *name, int n,
+											 const char *const *keywords,
+											 const char *const *values,
+											 int *changed,
+											 hr_service_error *err);
+
 /* ~/.pg_service.conf: $HOME, else the user's home directory; malloc'd. */
 extern char *hr_service_default_file(void);
 

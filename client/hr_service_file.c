@@ -309,6 +309,14 @@ hr_service_file_update(const char *path, const char *name, int n,
 					   const char *const *keywords, const char *const *values,
 					   hr_service_error *err)
 {
+	return hr_service_file_set(path, name, n, keywords, values, NULL, err);
+}
+
+hr_service_status
+hr_service_file_set(const char *path, const char *name, int n,
+					const char *const *keywords, const char *const *values,
+					int *changed, hr_service_error *err)
+{
 	hr_service_status st = HR_SERVICE_OK;
 	struct stat sb;
 	char	   *target = NULL;
@@ -325,6 +333,8 @@ hr_service_file_update(const char *path, const char *name, int n,
 	int			same;
 	mode_t		oldmode = 0;
 
+	if (changed)
+		*changed = 0;
 	if (err)
 	{
 		err->status = HR_SERVICE_OK;
@@ -482,6 +492,8 @@ hr_service_file_update(const char *path, const char *name, int n,
 	}
 	free(tmppath);
 	tmppath = NULL;
+	if (changed)
+		*changed = 1;
 	/* make the rename itself durable */
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0)

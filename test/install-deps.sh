@@ -12,6 +12,8 @@ PACKAGES=(
 	libjson-c-dev
 	libssl-dev
 	libpq-dev
+	# heroku-pg-resolve watch's webhook receiver (the command only, not the library)
+	libmicrohttpd-dev
 	libipc-run-perl
 	openssl
 	make

@@ -18,8 +18,10 @@ incdir=$(pg_config --includedir)
 flags=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 	-D_GNU_SOURCE "-DHR_VERSION=\"$version\"" -I. -Isrc -Iclient "-I$incdir")
 core=(src/hr_*.c client/hr_client.c)
+# (watch's files too: the command dispatches to them; test/checks/asan_watch.sh drives them)
 clang "${flags[@]}" -o "$work/heroku-pg-resolve" client/heroku-pg-resolve.c client/hr_service.c \
-	client/hr_service_file.c client/hr_exec.c "${core[@]}" -lcurl -ljson-c -lpq
+	client/hr_service_file.c client/hr_exec.c client/hr_watch*.c "${core[@]}" -lcurl -ljson-c -lpq \
+	-lmicrohttpd -lcrypto -lpthread
 clang "${flags[@]}" -o "$work/example" client/example.c "${core[@]}" -lcurl -ljson-c -lpq
 
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=99

@@ -1,0 +1,694 @@
+#!/usr/bin/perl
+# heroku-pg-resolve watch: a rotation reaches a service file and a cluster through a Heroku
+# webhook (the mock POSTs signed notifications to the watcher) and through the release feed
+# alone; every refusal of the webhook receiver leaves everything as it was; a storm of events
+# costs at most about one API request a second; the watcher survives a cluster that is down and
+# an API outage, reloads its secrets on SIGHUP and exits 0 on SIGTERM; nothing secret is ever
+# in its output.
+#
+# heroku_resolver_refresh(app, config_var) is being added to the extension elsewhere. Each
+# cluster here gets a STAND-IN of it in a database of its own, which only records the call
+# (table watch_refresh_calls); when the installed extension has the real function, a rotation
+# is also checked to reach a postgres_fdw user mapping through it.
+#
+# Runs as the postgres OS user with $HR_TEST_DIR/env.sh sourced (test/run-tests.sh does both).
+# Listens on 127.0.0.1, ports HR_WATCH_PORT (default 50390) to HR_WATCH_PORT + 4.
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use Digest::SHA qw(hmac_sha256);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use IPC::Run qw(run start timeout);
+use JSON::PP;
+use MIME::Base64 qw(encode_base64);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Time::HiRes qw(time sleep);
+use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use HrTest;
+
+need_env(qw(HR_TEST_DIR HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL HR_ROTATE HR_PYTHON));
+
+my $REPO = abs_path(dirname(__FILE__) . '/../..');
+my $TMPBASE = $ENV{TESTDIR} || "$ENV{HR_TEST_DIR}/tap";
+mkdir $TMPBASE unless -d $TMPBASE;
+my $TMP = tempdir('watch_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
+my $PORT = $ENV{HR_WATCH_PORT} || 50390;
+my $JSON = JSON::PP->new->utf8->canonical;
+
+# ------------------------------------------------------------------ helpers
+
+sub slurp
+{
+	my ($path) = @_;
+	open my $fh, '<:raw', $path or return undef;
+	local $/;
+	my $text = <$fh>;
+	close $fh;
+	return $text;
+}
+
+sub spew
+{
+	my ($path, $text) = @_;
+	open my $fh, '>:raw', $path or die "cannot write $path: $!\n";
+	print $fh $text;
+	close $fh or die "cannot write $path: $!\n";
+	chmod 0600, $path;
+	return;
+}
+
+sub first_line { my ($l) = (slurp($_[0]) // '') =~ /^\s*([^\r\n]*?)\s*(?:\r?\n|\z)/; return $l }
+
+sub wait_until
+{
+	my ($cond, $secs) = @_;
+	my $end = time + ($secs // 20);
+	while (time < $end)
+	{
+		my $v = $cond->();
+		return $v if $v;
+		sleep 0.05;
+	}
+	return $cond->();
+}
+
+# ---- secrets: every one this file knows of is looked for in every output
+my %SECRETS;
+sub add_secret { $SECRETS{$_} = 1 for grep { defined && length >= 6 } @_; return }
+sub has_secret { my ($t) = @_; return grep { index($t // '', $_) >= 0 } keys %SECRETS }
+sub mask
+{
+	my ($t) = @_;
+	$t //= '';
+	$t =~ s/\Q$_\E/<secret>/g for sort { length($b) <=> length($a) } keys %SECRETS;
+	return $t;
+}
+
+my $TOKEN = first_line($ENV{HR_API_KEY_FILE});
+my $HOOK_SECRET = 'whsec-' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 16);
+my $AUTH_VALUE = 'Bearer hook-' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 12);
+my $DB_PASSWORD = 'dbpw-' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 10);
+add_secret($TOKEN, $HOOK_SECRET, $AUTH_VALUE, $DB_PASSWORD);
+
+sub current_urls
+{
+	my $state = decode_json(slurp("$ENV{HR_TEST_DIR}/db-state.json"));
+	for my $app (keys %$state)
+	{
+		my $url = $state->{$app}{url};
+		add_secret($url);
+		add_secret($1) if $url =~ m{://[^:/@]*:([^@]*)@};
+	}
+	return { map { $_ => $state->{$_}{url} } keys %$state };
+}
+my $URLS = current_urls();
+
+sub mockctl
+{
+	my @args = @_;
+	my ($out, $err) = ('', '');
+	run([ $ENV{HR_PYTHON}, $ENV{HR_MOCKCTL}, @args ], \undef, \$out, \$err, timeout(60))
+	  or die "mockctl $args[0] failed: " . mask($err) . "\n";
+	chomp $out;
+	return $out;
+}
+
+# A control request with a body that may hold a secret: never on a command line.
+sub mock_call
+{
+	my ($method, $path, $body) = @_;
+	my $res = HTTP::Tiny->new(timeout => 30)->request($method, "$ENV{HEROKU_MOCK_URL}$path",
+		{ headers => { 'Content-Type' => 'application/json' }, content => encode_json($body) });
+	die "mock $method $path: $res->{status}\n" unless $res->{success};
+	return decode_json($res->{content});
+}
+
+my $PWN = 0;
+# Give app a new DATABASE_URL in the mock (one release); returns the password.
+sub set_url
+{
+	my ($app) = @_;
+	my $pw = 'pw' . (++$PWN) . '-' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 8);
+	add_secret($pw);
+	mock_call('PATCH', "/__mock/apps/$app/config-vars",
+		{ DATABASE_URL => "postgres://${app}_u:$pw\@127.0.0.1:5432/${app}_db" });
+	return $pw;
+}
+
+sub config_var_requests { return mockctl('counts', '--path', "/apps/$_[0]/config-vars") }
+
+sub rotate
+{
+	my ($out, $err) = ('', '');
+	run([ 'bash', $ENV{HR_ROTATE}, @_ ], \undef, \$out, \$err, timeout(120))
+	  or die "rotate.sh @_ failed: " . mask($err) . "\n";
+	$URLS = current_urls();
+	return;
+}
+
+sub section_value
+{
+	my ($file, $name, $key) = @_;
+	my $text = slurp($file) // '';
+	return undef unless $text =~ /^\[\Q$name\E\]\n((?:[^\[].*\n?)*)/m;
+	my ($v) = $1 =~ /^\Q$key\E=(.*)$/m;
+	return $v;
+}
+
+# ---- the command
+my $CLI;
+for my $dir (split /:/, $ENV{PATH})
+{
+	if (-x "$dir/heroku-pg-resolve") { $CLI = "$dir/heroku-pg-resolve"; last }
+}
+$CLI = $ENV{HR_PG_RESOLVE} if $ENV{HR_PG_RESOLVE};
+$CLI //= "$REPO/client/heroku-pg-resolve";
+
+my $SECRET_FILE = "$TMP/hook-secret";
+spew($SECRET_FILE, "$HOOK_SECRET\n");
+my $AUTH_FILE = "$TMP/hook-auth";
+spew($AUTH_FILE, "$AUTH_VALUE\n");
+my $ALL_ERR = '';
+
+sub base_env
+{
+	my %env = %ENV;
+	delete @env{qw(HEROKU_API_KEY PGSERVICEFILE)};
+	$env{HEROKU_API_URL} = $ENV{HEROKU_MOCK_URL};
+	$env{HOME} = $TMP;
+	return %env;
+}
+
+# Run watch to its end (start-up errors): exit status and stderr.
+sub watch_run
+{
+	my (%o) = @_;
+	local %ENV = (base_env(), %{ $o{env} // {} });
+	my @args = ('watch', ($o{no_key} ? () : ('--api-key-file', $ENV{HR_API_KEY_FILE})), @{ $o{args} });
+	my ($out, $err) = ('', '');
+	run([ $CLI, @args ], \undef, \$out, \$err, timeout(30));
+	$ALL_ERR .= $err;
+	return { rc => $? >> 8, out => $out, err => $err };
+}
+
+# Start a watcher in the background; its stderr goes to a file.
+my $NW = 0;
+sub watch_start
+{
+	my (@args) = @_;
+	my %w = (err => "$TMP/watch-" . (++$NW) . '.err');
+	my %extra;
+	if ($args[0] eq 'env')
+	{
+		shift @args;
+		%extra = %{ shift @args };
+	}
+	local %ENV = (base_env(), %extra);
+	$w{h} = start([ $CLI, 'watch', '--api-key-file', $ENV{HR_API_KEY_FILE}, @args ],
+		'<', \undef, '>', "$TMP/watch-$NW.out", '2>', $w{err});
+	my $up = wait_until(sub { (slurp($w{err}) // '') =~ /watching \d+ app/ || !$w{h}->pumpable }, 30);
+	ok($up && $w{h}->pumpable, "watcher $NW started") or diag(mask(slurp($w{err})));
+	return \%w;
+}
+
+sub watch_log { return slurp($_[0]{err}) // '' }
+
+# SIGTERM, then its exit status.
+sub watch_stop
+{
+	my ($w) = @_;
+	$w->{h}->signal('TERM');
+	my $t0 = time;
+	$w->{h}->finish;
+	$ALL_ERR .= watch_log($w);
+	return ($w->{h}->result(0), time - $t0);
+}
+
+# ---- HTTP to the watcher
+sub sign { return encode_base64(hmac_sha256($_[0], $_[1] // $HOOK_SECRET), '') }
+
+my $NEV = 0;
+sub release_body
+{
+	my (%o) = @_;
+	return encode_json({
+			action => 'create',
+			resource => $o{resource} // 'release',
+			data => { app => { map { defined $o{$_} ? ($_ => $o{$_}) : () } qw(id name) }, version => 1 },
+			webhook_metadata => { delivery => { id => $o{delivery} // sprintf('d0000000-0000-4000-8000-%012d', ++$NEV) } } });
+}
+
+# A request to the watcher: method, path, body, headers; returns [status, body].
+sub hook
+{
+	my (%o) = @_;
+	my $body = $o{body} // '';
+	my %h = ('Content-Type' => 'application/json', %{ $o{headers} // {} });
+	$h{'Heroku-Webhook-Hmac-SHA256'} = sign($body, $o{secret}) if !exists $o{headers}{'Heroku-Webhook-Hmac-SHA256'} && !$o{unsigned};
+	delete $h{'Content-Type'} unless defined $h{'Content-Type'};
+	my $res = HTTP::Tiny->new(timeout => 30)->request($o{method} // 'POST',
+		"http://127.0.0.1:$o{port}" . ($o{path} // '/webhooks/heroku'),
+		{ headers => \%h, ($o{method} // 'POST') eq 'GET' ? () : (content => $body) });
+	return [ $res->{status}, $res->{content} ];
+}
+
+# Raw bytes to the watcher, the answer's status line (or '' when it hung up).
+sub raw_status
+{
+	my ($port, $bytes) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10)
+	  or return '';
+	local $SIG{PIPE} = 'IGNORE';
+	print $s $bytes;
+	my $line = '';
+	eval {
+		local $SIG{ALRM} = sub { die "timeout\n" };
+		alarm 20;
+		$line = <$s> // '';
+		alarm 0;
+	};
+	close $s;
+	return $line =~ m{^HTTP/1\.\d (\d{3})} ? $1 : '';
+}
+
+# Send requests at once, each on its own connection; their statuses.
+sub concurrent
+{
+	my ($port, @reqs) = @_;
+	my @socks = map {
+		my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10);
+		print $s $_ if $s;
+		$s;
+	} @reqs;
+	my @status;
+	for my $s (@socks)
+	{
+		my $line = $s ? (<$s> // '') : '';
+		push @status, $line =~ m{^HTTP/1\.\d (\d{3})} ? $1 : 'none';
+		close $s if $s;
+	}
+	return @status;
+}
+
+sub raw_post
+{
+	my ($body, %h) = @_;
+	$h{'Content-Type'} //= 'application/json';
+	$h{'Heroku-Webhook-Hmac-SHA256'} //= sign($body);
+	return "POST /webhooks/heroku HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+	  . join('', map { "$_: $h{$_}\r\n" } sort keys %h)
+	  . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+}
+
+# ------------------------------------------------------------------ set-up
+
+mockctl('clear-faults');
+mockctl('rate-limit', '4500');
+my $hook_settings = decode_json(mockctl('webhook-settings'));
+mockctl('webhook-settings', '--backoff', '0.3', '--attempts', '3', '--timeout', '15');
+mockctl('clear-deliveries');
+my @WEBHOOKS;
+
+# Two apps of this file's own: their URLs are changed with the mock alone.
+for my $app (qw(watch-a watch-b))
+{
+	eval { mockctl('delete-app', $app) };    # left by an interrupted run: its webhooks go too
+	mock_call('PUT', "/__mock/apps/$app", { config_vars => {} });
+	set_url($app);
+}
+# webhooks of an interrupted run to this file's ports
+for my $h (@{ decode_json(mockctl('webhooks', '--app', 'myapp')) })
+{
+	mockctl('remove-webhook', 'myapp', $h->{id}) if $h->{url} =~ m{^http://127\.0\.0\.1:\d+/webhooks/heroku$};
+}
+
+# The clusters: "main" (the notified one) and "down" (stopped and started again). Each has a
+# database "standin" with the stand-in function.
+my $STANDIN_SQL = q{
+-- STAND-IN for heroku_resolver_refresh(app, config_var): the real one is being added to the
+-- extension elsewhere.  It only records the call, for this test to see.
+CREATE TABLE watch_refresh_calls (app text, config_var text, at timestamptz DEFAULT clock_timestamp());
+CREATE FUNCTION heroku_resolver_refresh(app text DEFAULT NULL, config_var text DEFAULT NULL)
+RETURNS integer LANGUAGE sql AS $$
+	INSERT INTO watch_refresh_calls (app, config_var) VALUES (app, config_var);
+	SELECT 0;
+$$;
+};
+my $node = PostgreSQL::Test::Cluster->new('watch_main');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+session_preload_libraries = 'heroku_resolver'
+heroku.api_url = '$ENV{HEROKU_MOCK_URL}'
+heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'
+heroku.allow_local_hosts = on
+heroku.cache_ttl = 0
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE DATABASE standin');
+$node->safe_psql('standin', $STANDIN_SQL);
+# a role with a password, for a --db conninfo that holds one (it must never be shown)
+$node->safe_psql('postgres', "CREATE ROLE watcher LOGIN SUPERUSER PASSWORD '$DB_PASSWORD'");
+my $down = PostgreSQL::Test::Cluster->new('watch_down');
+$down->init;
+$down->start;
+$down->safe_psql('postgres', 'CREATE DATABASE standin');
+$down->safe_psql('standin', $STANDIN_SQL);
+
+sub calls
+{
+	my ($n, $app) = @_;
+	return $n->safe_psql('standin', "SELECT count(*) FROM watch_refresh_calls WHERE app = '$app'");
+}
+
+# The real function, if this build of the extension has it: a postgres_fdw server for myapp.
+$node->safe_psql('postgres', 'CREATE EXTENSION heroku_resolver; CREATE EXTENSION postgres_fdw');
+my $REAL = $node->safe_psql('postgres',
+	"SELECT to_regprocedure('heroku_resolver_refresh(text,text)') IS NOT NULL") eq 't';
+if ($REAL)
+{
+	$node->safe_psql('postgres', "SELECT heroku_fdw_create_server('watch_myapp', 'myapp')");
+}
+else
+{
+	note('heroku_resolver_refresh() is not in this build: the stand-in alone is notified');
+}
+
+my $MAIN_DB = $node->connstr('standin');
+my $SVC = "$TMP/pg_service.conf";
+spew($SVC, "# kept by hand\n[mine]\nhost=elsewhere.example\ndbname=x\n\n");
+
+# ------------------------------------------------------------------ start-up errors
+
+my $r = watch_run(args => ['--help'], no_key => 1);
+is($r->{rc}, 0, 'watch --help: exit status 0');
+my ($codes) = $r->{out} =~ /^Exit status:\n(.*)\z/ms;
+my %WATCH_CODES = map { $_ => 1 } ($codes // '') =~ /^\s+(\d+)\s/mg;
+my ($man_exit) = (slurp("$REPO/doc/heroku-pg-resolve.1") // '') =~ /^\.SH EXIT STATUS\n(.*?)^\.SH /ms;
+my %MAN_CODES = map { $_ => 1 } ($man_exit // '') =~ /^\.B (\d+)$/mg;
+ok(!grep({ !$MAN_CODES{$_} } keys %WATCH_CODES), 'every exit status of watch --help is in the man page')
+  or diag(join ',', sort keys %WATCH_CODES);
+
+for my $case (
+	[ 'nothing to watch', 64, [] ],
+	[ 'an argument', 64, [ '--service', 'a=watch-a', 'extra' ] ],
+	[ 'a bad service spec', 64, [ '--service', 'watch-a' ] ],
+	[ 'a bad app name', 64, [ '--service', 'a=Watch_A' ] ],
+	[ 'a bad config var', 64, [ '--service', 'a=watch-a:BAD-VAR' ] ],
+	[ 'a service twice', 64, [ '--service', 'a=watch-a', '--service', 'a=watch-b' ] ],
+	[ '--listen without a secret', 64, [ '--app', 'watch-a', '--listen', "127.0.0.1:$PORT" ] ],
+	[ '--interval 0 without --listen', 64, [ '--app', 'watch-a', '--interval', '0' ] ],
+	[ 'an interval without a unit', 78, [ '--app', 'watch-a', '--interval', '30' ] ],
+	[ 'a bad --listen', 78, [ '--app', 'watch-a', '--listen', 'nowhere', '--webhook-secret-file', $SECRET_FILE ] ],
+	[ 'a bad --db', 78, [ '--app', 'watch-a', '--db', "host=x password=$DB_PASSWORD '" ] ],
+	[ 'an unreadable secret file', 78, [ '--app', 'watch-a', '--listen', "127.0.0.1:$PORT", '--webhook-secret-file', "$TMP/none" ] ],
+	[ 'an unknown app', 66, [ '--service', "a=no-such-app", '--service-file', "$TMP/x.conf" ] ],
+	[ 'a config var that is no URL', 65, [ '--service', "a=myapp:REDIS_URL", '--service-file', "$TMP/x.conf" ] ],
+	[ 'a service file in no directory', 73, [ '--service', 'a=watch-a', '--service-file', "$TMP/no/dir.conf" ] ])
+{
+	my ($name, $code, $args) = @$case;
+	$r = watch_run(args => $args);
+	is($r->{rc}, $code, "start-up error, $name: exit status $code") or diag(mask($r->{err}));
+	like($r->{err}, qr/^heroku-pg-resolve: error: .*\nhint: \S/m, "start-up error, $name: says why, with a hint");
+}
+$r = watch_run(args => [ '--service', 'a=watch-a' ], no_key => 1);
+is($r->{rc}, 77, 'start-up error, no token: exit status 77');
+{
+	my $busy = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $PORT + 4, Listen => 1, ReuseAddr => 1)
+	  or die "cannot bind port " . ($PORT + 4) . ": $!\n";
+	$r = watch_run(args => [ '--app', 'watch-a', '--listen', '127.0.0.1:' . ($PORT + 4), '--webhook-secret-file', $SECRET_FILE ]);
+	is($r->{rc}, 71, 'start-up error, the port is taken: exit status 71');
+	close $busy;
+}
+ok(!has_secret($ALL_ERR), 'start-up errors: no secret in any message');
+
+# ------------------------------------------------------------------ webhooks
+
+my $HOOK = "http://127.0.0.1:$PORT/webhooks/heroku";
+for my $app (qw(myapp watch-a))
+{
+	my $id = mock_call('POST', "/__mock/apps/$app/webhooks",
+		{ url => $HOOK, level => 'sync', secret => $HOOK_SECRET, include => ['api:release'] })->{id};
+	push @WEBHOOKS, [ $app, $id ];
+}
+
+my $W = watch_start('--service', 'my=myapp', '--service', 'wa=watch-a', '--service-file', $SVC,
+	'--db', $MAIN_DB, ($REAL ? ('--db', $node->connstr('postgres')) : ()),
+	'--interval', '0', '--listen', "127.0.0.1:$PORT", '--webhook-secret-file', $SECRET_FILE);
+my $my_pw = (($URLS->{myapp} =~ m{://[^:]*:([^@]*)@})[0]);
+is(section_value($SVC, 'my', 'password'), $my_pw, 'at start: [my] is written with the current password');
+like(slurp($SVC), qr/\A# kept by hand\n\[mine\]\nhost=elsewhere\.example\ndbname=x\n\n/, 'at start: the other section is kept');
+
+# a real rotation of myapp: the mock POSTs the release to the watcher
+mockctl('clear-deliveries');
+my $t0 = time;
+rotate('myapp');
+my $new_pw = (($URLS->{myapp} =~ m{://[^:]*:([^@]*)@})[0]);
+mockctl('wait-deliveries', '1', '--app', 'myapp', '--timeout', '30');
+my $dl = decode_json(mockctl('deliveries', '--app', 'myapp'));
+is($dl->[0]{status}, 'succeeded', 'webhook: the delivery of the rotation succeeded');
+is($dl->[0]{attempts}[0]{code}, 200, 'webhook: answered 200 at the first attempt');
+is(section_value($SVC, 'my', 'password'), $new_pw, 'webhook: [my] has the new password once the delivery was answered');
+{
+	local $ENV{PGSERVICEFILE} = $SVC;
+	my ($out, $err) = ('', '');
+	run([ 'psql', '-X', '-At', '-d', 'service=my', '-c', 'SELECT current_user, count(*) FROM orders' ],
+		\undef, \$out, \$err, timeout(60));
+	is($out, "app_user|3\n", 'webhook: psql service=my connects with the rotated credentials') or diag(mask($err));
+}
+ok(wait_until(sub { calls($node, 'myapp') >= 1 }, 10), 'webhook: the cluster was notified (heroku_resolver_refresh(\'myapp\'))');
+like(watch_log($W), qr/app myapp: changed \(webhook\): rewrote \[my\].*; \d+ ms/, 'webhook: one log line says what changed and how long it took');
+if ($REAL)
+{
+	my $opts = $node->safe_psql('postgres',
+		"SELECT array_to_string(umoptions, ',') FROM pg_user_mappings WHERE srvname = 'watch_myapp'");
+	ok(index($opts, "password=$new_pw") >= 0, 'webhook: the real heroku_resolver_refresh() updated the user mapping');
+}
+like(slurp($SVC), qr/\A# kept by hand\n\[mine\]\nhost=elsewhere\.example\ndbname=x\n\n/, 'webhook: the other section is kept');
+
+# ---- every refusal: nothing changes
+my $svc_before = slurp($SVC);
+my $calls_before = calls($node, 'watch-a');
+my $req_before = config_var_requests('watch-a');
+my $good = release_body(name => 'watch-a');
+my @refusals = (
+	[ 'no signature', 401, { body => $good, unsigned => 1 } ],
+	[ 'a wrong signature', 401, { body => $good, secret => 'not-the-secret' } ],
+	[ 'a signature of another body', 401, { body => $good, headers => { 'Heroku-Webhook-Hmac-SHA256' => sign($good . ' ') } } ],
+	[ 'an empty signature', 401, { body => $good, headers => { 'Heroku-Webhook-Hmac-SHA256' => '' } } ],
+	[ 'GET on the hook path', 405, { method => 'GET' } ],
+	[ 'PUT on the hook path', 405, { method => 'PUT', body => $good } ],
+	[ 'another path', 404, { path => '/webhooks/other', body => $good } ],
+	[ 'a text/plain body', 415, { body => $good, headers => { 'Content-Type' => 'text/plain' } } ],
+	[ 'bad JSON', 400, { body => '{"resource": "release", ' } ],
+	[ 'a JSON array', 400, { body => '[]' } ],
+	[ 'a release without an app', 400, { body => '{"resource":"release","data":{}}' } ],
+	[ 'another resource', 202, { body => release_body(name => 'watch-a', resource => 'build') } ],
+	[ 'an app not watched', 202, { body => release_body(name => 'other-app') } ],
+	[ 'an app id not watched', 202, { body => release_body(id => '00000000-0000-4000-8000-000000000000') } ]);
+for my $c (@refusals)
+{
+	my ($name, $want, $o) = @$c;
+	my $res = hook(port => $PORT, %$o);
+	is($res->[0], $want, "refusal, $name: $want");
+}
+is(raw_status($PORT, "POST /webhooks/heroku HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+		. 'Content-Length: ' . (1024 * 1024 + 1) . "\r\n\r\n"), '413', 'refusal, a body over 1 MiB (Content-Length): 413');
+{
+	my $chunk = 'x' x 65536;
+	my $chunked = join('', map { sprintf("%x\r\n%s\r\n", length $chunk, $chunk) } 1 .. 17) . "0\r\n\r\n";
+	is(raw_status($PORT, "POST /webhooks/heroku HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+			. "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n$chunked"), '413',
+		'refusal, a chunked body over 1 MiB: 413');
+}
+is(slurp($SVC), $svc_before, 'refusals: the service file is unchanged');
+is(config_var_requests('watch-a'), $req_before, 'refusals: no API request was made');
+is(calls($node, 'watch-a'), $calls_before, 'refusals: no cluster was notified');
+
+# ---- a replayed delivery
+my $replayed = release_body(name => 'watch-a', delivery => 'aaaaaaaa-0000-4000-8000-000000000001');
+is(hook(port => $PORT, body => $replayed)->[0], 200, 'replay: the first delivery is applied (200)');
+my $after_first = config_var_requests('watch-a');
+is($after_first, $req_before + 1, 'replay: the first delivery made one API request');
+sleep 1.1;
+my $res = hook(port => $PORT, body => $replayed);
+ok($res->[0] == 200 && $res->[1] =~ /duplicate/, 'replay: the same delivery id again is acknowledged (200) and ignored');
+is(config_var_requests('watch-a'), $after_first, 'replay: no API request for it');
+is(slurp($SVC), $svc_before, 'replay: the service file is unchanged');
+
+# ---- a storm: 100 events, two waves of 50 connections
+sleep 1.1;
+my $storm_before = config_var_requests('watch-a');
+my $ts = time;
+my @statuses;
+for my $wave (1, 2)
+{
+	push @statuses, concurrent($PORT, map { raw_post(release_body(name => 'watch-a')) } 1 .. 50);
+}
+my $storm_secs = time - $ts;
+my $storm_requests = config_var_requests('watch-a') - $storm_before;
+is(scalar(grep { $_ eq '200' } @statuses), 100, 'storm: all 100 events answered 200')
+  or diag(join ' ', @statuses);
+ok($storm_requests >= 1 && $storm_requests <= int($storm_secs) + 2,
+	sprintf('storm: %d API requests in %.1f s (at most about one a second)', $storm_requests, $storm_secs));
+is(slurp($SVC), $svc_before, 'storm: nothing changed, nothing rewritten');
+
+# ---- the change itself: a new URL for watch-a
+my $wa_pw = set_url('watch-a');
+ok(wait_until(sub { (section_value($SVC, 'wa', 'password') // '') eq $wa_pw }, 10),
+	'webhook: a new URL of watch-a reaches [wa]');
+ok(wait_until(sub { calls($node, 'watch-a') > $calls_before }, 10), 'webhook: and the cluster');
+is(section_value($SVC, 'my', 'password'), $new_pw, 'webhook: [my] is untouched by watch-a\'s change');
+
+# ---- /healthz
+$res = hook(port => $PORT, method => 'GET', path => '/healthz');
+my $health = eval { decode_json($res->[1]) } // {};
+ok($res->[0] == 200 && $health->{status} eq 'ok', '/healthz: 200, status ok');
+is(join(',', sort map { $_->{app} } @{ $health->{apps} // [] }), 'myapp,watch-a', '/healthz: the apps watched');
+ok(($health->{last_event}{app} // '') eq 'watch-a' && exists $health->{feed}, '/healthz: the last event and the feed');
+ok(!has_secret($res->[1]) && $res->[1] !~ /password|conninfo/i, '/healthz: no secret');
+is(hook(port => $PORT, method => 'POST', path => '/healthz', body => '{}')->[0], 405, '/healthz: POST is 405');
+
+# ---- SIGHUP: a new secret
+my $old_secret = $HOOK_SECRET;
+$HOOK_SECRET = 'whsec2-' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 16);
+add_secret($HOOK_SECRET);
+spew($SECRET_FILE, "$HOOK_SECRET\n");
+$W->{h}->signal('HUP');
+ok(wait_until(sub { watch_log($W) =~ /SIGHUP: token and webhook secret read again/ }, 10), 'SIGHUP: the secrets are read again');
+sleep 1.1;
+is(hook(port => $PORT, body => release_body(name => 'watch-a'), secret => $old_secret)->[0], 401, 'SIGHUP: the old secret is refused');
+is(hook(port => $PORT, body => release_body(name => 'watch-a'))->[0], 200, 'SIGHUP: the new secret is accepted');
+my ($rc, $secs) = watch_stop($W);
+is($rc, 0, 'SIGTERM: exit status 0');
+like(watch_log($W), qr/stopped$/m, 'SIGTERM: logs that it stopped');
+for my $h (@WEBHOOKS) { mock_call('DELETE', "/__mock/apps/$h->[0]/webhooks/$h->[1]", {}) }
+@WEBHOOKS = ();
+
+# ------------------------------------------------------------------ --webhook-authorization-file
+
+$W = watch_start('--app', 'watch-b', '--interval', '0', '--listen', '127.0.0.1:' . ($PORT + 1),
+	'--webhook-secret-file', $SECRET_FILE, '--webhook-authorization-file', $AUTH_FILE);
+my $wb = release_body(name => 'watch-b');
+is(hook(port => $PORT + 1, body => $wb)->[0], 401, 'authorization: a signed event without Authorization is 401');
+is(hook(port => $PORT + 1, body => $wb, headers => { Authorization => 'Bearer wrong' })->[0], 401,
+	'authorization: a wrong Authorization is 401');
+is(hook(port => $PORT + 1, body => $wb, headers => { Authorization => $AUTH_VALUE })->[0], 200,
+	'authorization: the right one is 200');
+is(hook(port => $PORT + 1, body => $wb, headers => { Authorization => $AUTH_VALUE }, secret => 'nope')->[0], 401,
+	'authorization: and still needs the signature');
+($rc) = watch_stop($W);
+is($rc, 0, 'authorization: exit status 0');
+
+# ------------------------------------------------------------------ the feed alone (paged)
+
+{
+	my $svc2 = "$TMP/feed.conf";
+	$W = watch_start('env', { HEROKU_PG_RESOLVE_FEED_PAGE => 2 }, '--service', 'wb=watch-b',
+		'--service-file', $svc2, '--db', $MAIN_DB, '--interval', '300ms');
+	my $calls0 = calls($node, 'watch-b');
+	mockctl('reset-counts');
+	sleep 1;
+	my $polls = mockctl('counts', '--key', 'GET /apps');
+	my $nm = mockctl('not-modified');
+	ok($polls >= 3, "feed: GET /apps is polled, page by page ($polls requests in 1 s)");
+	ok($nm >= $polls - 3, "feed: a quiet feed is answered 304 ($nm of $polls)");
+	my $wb_pw = set_url('watch-b');
+	ok(wait_until(sub { (section_value($svc2, 'wb', 'password') // '') eq $wb_pw }, 10),
+		'feed: a new URL of watch-b reaches the service file without any webhook');
+	ok(wait_until(sub { calls($node, 'watch-b') > $calls0 }, 10), 'feed: and the cluster');
+	like(watch_log($W), qr/app watch-b: changed \(feed\): rewrote \[wb\]/, 'feed: logged');
+	my $unrelated = config_var_requests('watch-a');
+	set_url('watch-a');
+	sleep 1;
+	is(config_var_requests('watch-a'), $unrelated, 'feed: an app not watched costs no config-vars request');
+
+	# ---- an API outage: old entries kept, logged, recovered
+	my $before = slurp($svc2);
+	mockctl('fault', 'status', '--status', '503', '--count', '100000');
+	my $pw2 = set_url('watch-b');
+	ok(wait_until(sub { watch_log($W) =~ /feed: the Heroku API answered HTTP 503/ }, 10), 'outage: the feed failure is logged');
+	is(slurp($svc2), $before, 'outage: the old entry is kept');
+	mockctl('clear-faults');
+	ok(wait_until(sub { (section_value($svc2, 'wb', 'password') // '') eq $pw2 }, 15),
+		'outage: once the API is back, the change made meanwhile is applied');
+
+	# a failed check is retried by the watcher itself
+	mockctl('fault', 'status', '--status', '503', '--path', '/config-vars$', '--count', '2');
+	my $pw3 = set_url('watch-b');
+	ok(wait_until(sub { watch_log($W) =~ /app watch-b: check failed \(feed\).*retrying in 1 s/ }, 10),
+		'outage: a failed check is logged with its retry');
+	ok(wait_until(sub { (section_value($svc2, 'wb', 'password') // '') eq $pw3 }, 15),
+		'outage: and retried until it works');
+	mockctl('clear-faults');
+	($rc) = watch_stop($W);
+	is($rc, 0, 'feed: exit status 0');
+}
+
+# ------------------------------------------------------------------ a cluster that is down
+
+{
+	my $svc3 = "$TMP/down.conf";
+	my $hook3 = "http://127.0.0.1:" . ($PORT + 2) . '/webhooks/heroku';
+	my $id = mock_call('POST', '/__mock/apps/watch-a/webhooks',
+		{ url => $hook3, level => 'sync', secret => $HOOK_SECRET, include => ['api:release'] })->{id};
+	push @WEBHOOKS, [ 'watch-a', $id ];
+	my $down_db = $down->connstr('standin');
+	$down->stop;
+	my $pw_conn = $node->connstr('standin') . " user=watcher password=$DB_PASSWORD";
+	$W = watch_start('--service', 'wa=watch-a', '--service-file', $svc3, '--db', $down_db,
+		'--db', $MAIN_DB, '--interval', '0', '--listen', '127.0.0.1:' . ($PORT + 2),
+		'--webhook-secret-file', $SECRET_FILE);
+	my $c_main = calls($node, 'watch-a');
+	mockctl('clear-deliveries');
+	my $t = time;
+	my $pw = set_url('watch-a');
+	ok(wait_until(sub { (section_value($svc3, 'wa', 'password') // '') eq $pw }, 5),
+		'cluster down: the service file is rewritten all the same');
+	ok(wait_until(sub { calls($node, 'watch-a') > $c_main }, 5), 'cluster down: the other cluster is notified all the same');
+	ok(time - $t < 5, sprintf('cluster down: neither waited for it (%.1f s)', time - $t));
+	mockctl('wait-deliveries', '1', '--app', 'watch-a', '--timeout', '60');
+	my $d = decode_json(mockctl('deliveries', '--app', 'watch-a'));
+	ok((grep { ($_->{code} // 0) == 503 } @{ $d->[0]{attempts} }), 'cluster down: the webhook is answered 503 (not applied everywhere)');
+	like(watch_log($W), qr/cluster .*: could not notify app watch-a: .*retrying in \d+ s/, 'cluster down: logged, with its retry');
+	$down->start;
+	ok(wait_until(sub { calls($down, 'watch-a') >= 1 }, 70), 'cluster down: once up again, it is notified');
+	($rc) = watch_stop($W);
+	is($rc, 0, 'cluster down: exit status 0');
+	for my $h (@WEBHOOKS) { mock_call('DELETE', "/__mock/apps/$h->[0]/webhooks/$h->[1]", {}) }
+	@WEBHOOKS = ();
+
+	# a conninfo with a password: the cluster is named, the password never shown
+	$W = watch_start('--app', 'watch-a', '--db', $pw_conn, '--interval', '200ms');
+	my $c0 = calls($node, 'watch-a');
+	set_url('watch-a');
+	ok(wait_until(sub { calls($node, 'watch-a') > $c0 }, 10), 'a --db with a password: notified');
+	($rc) = watch_stop($W);
+	unlike(watch_log($W), qr/\Q$DB_PASSWORD\E/, 'a --db with a password: never in the log');
+}
+
+# ------------------------------------------------------------------ clean-up, leaks
+
+END
+{
+	for my $h (@WEBHOOKS)
+	{
+		eval { mock_call('DELETE', "/__mock/apps/$h->[0]/webhooks/$h->[1]", {}) };
+	}
+	eval { mockctl('clear-faults') };
+}
+for my $app (qw(watch-a watch-b)) { mockctl('delete-app', $app) }
+mockctl('webhook-settings', '--backoff', $hook_settings->{backoff}, '--attempts', $hook_settings->{max_attempts},
+	'--timeout', $hook_settings->{timeout});
+ok(!has_secret($ALL_ERR), 'no token, secret or password in any output of the watcher')
+  or diag(mask(join "\n", grep { has_secret($_) } split /\n/, $ALL_ERR));
+$node->stop;
+$down->stop;
+
+done_testing();
