@@ -528,8 +528,11 @@ run_major() {
 		COMPILE[$major]=FAIL
 		return 1
 	fi
-	if grep -q 'warning:' "$dir/build.log"; then
-		grep 'warning:' "$dir/build.log" | head -n 20
+	# The trees' libpq (bullseye, embedded-postgres) is built on OpenSSL 1.1, this machine links
+	# OpenSSL 3 (the command's -lcrypto): the linker's "may conflict" notice is about the test
+	# trees, not the code; every compiler warning still fails the build.
+	if grep 'warning:' "$dir/build.log" | grep -qv 'may conflict with libcrypto'; then
+		grep 'warning:' "$dir/build.log" | grep -v 'may conflict with libcrypto' | head -n 20
 		COMPILE[$major]='FAIL (warnings)'
 		return 1
 	fi
