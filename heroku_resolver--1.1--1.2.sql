@@ -22,3 +22,19 @@ COMMENT ON FUNCTION heroku_resolver_status() IS
 'the resolution cache, the Heroku API requests and rate limit (per role over the last hour), and the background refresher';
 
 REVOKE EXECUTE ON FUNCTION heroku_resolver_status() FROM PUBLIC;
+
+-- heroku_resolver_refresh(): revalidate now, with conditional requests, the
+-- cached URLs of an app and config var, and refresh the registered servers
+-- (in this database) that follow them; returns how many entries and servers
+-- really changed.  NULL means "any" here, as in heroku_resolver_invalidate():
+-- unlike the other functions, a NULL argument is not refused.  Not STRICT.
+CREATE FUNCTION heroku_resolver_refresh(app text DEFAULT NULL,
+                                        config_var text DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'heroku_resolver_refresh'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION heroku_resolver_refresh(text, text) IS
+'revalidate the cached URLs of app and config_var (NULL: any) now and refresh their registered servers; returns how many changed';
+
+REVOKE EXECUTE ON FUNCTION heroku_resolver_refresh(text, text) FROM PUBLIC;

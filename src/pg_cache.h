@@ -68,6 +68,9 @@ typedef struct HrCacheEntry
 	uint64		hits;
 	uint64		api_requests;
 	int			last_status;	/* HTTP status of the last answer, 0 if none */
+	TimestampTz changed_at;		/* the release feed or a refresh saw the app
+								 * change then: a value fetched before is
+								 * asked again (pg_cache_revalidate.c) */
 	hr_error	last_err;		/* of the last failure (no secret) */
 	char		api_url[HR_CACHE_API_URL_MAX];
 	char		app[HR_CACHE_APP_MAX];

@@ -5,10 +5,11 @@
  *		and user mappings come from a Heroku app's config var, and a refresh
  *		that alters them only when the app's URL changed.
  *
- * These are the SQL-callable functions and the refresh; they call down
- * into pg_fdw_options.c (which option goes where, what changed),
- * pg_fdw_ddl.c (the DDL, as parse trees) and pg_fdw_registry.c (the
- * registry table), which never call back.
+ * These are the SQL-callable functions and the refresh, including
+ * heroku_resolver_refresh() of an app's cache entries and servers; they
+ * call down into pg_fdw_options.c (which option goes where, what changed),
+ * pg_fdw_ddl.c (the DDL, as parse trees), pg_fdw_registry.c (the registry
+ * table) and pg_cache_revalidate.c, which never call back.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,6 +20,7 @@
 #include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -38,6 +40,7 @@ PG_FUNCTION_INFO_V1(heroku_fdw_add_user_mapping);
 PG_FUNCTION_INFO_V1(heroku_fdw_refresh);
 PG_FUNCTION_INFO_V1(heroku_fdw_refresh_all);
 PG_FUNCTION_INFO_V1(heroku_fdw_unregister);
+PG_FUNCTION_INFO_V1(heroku_resolver_refresh);
 
 /* ---------- arguments, lookups and checks ---------- */
 
@@ -384,7 +387,7 @@ heroku_fdw_refresh_all(PG_FUNCTION_ARGS)
 	int			nchanged = 0;
 	MemoryContext work_cxt;
 
-	hr_registry_list(reg, &servers, &apps);
+	hr_registry_list(reg, &servers, &apps, NULL);
 	work_cxt = AllocSetContextCreate(CurrentMemoryContext, "heroku_fdw_refresh_all",
 									 ALLOCSET_DEFAULT_SIZES);
 	forboth(ls, servers, la, apps)
@@ -406,6 +409,67 @@ heroku_fdw_refresh_all(PG_FUNCTION_ARGS)
 			continue;
 		}
 		if (refresh_one(reg, server, app, work_cxt))
+			nchanged++;
+	}
+	MemoryContextDelete(work_cxt);
+	PG_RETURN_INT32(nchanged);
+}
+
+/*
+ * heroku_resolver_refresh(app, config_var): revalidate now the cache
+ * entries of app and config_var (pg_cache_revalidate.c), then refresh the
+ * registered servers in this database that follow them and that the
+ * caller owns (all for a superuser).  Returns how many entries and servers
+ * changed: a URL that differs, a server or mapping altered; a 304 is no
+ * change.  For one app a failure is raised, as heroku_fdw_refresh() does;
+ * a sweep of every app (app NULL) goes on past a failure with a WARNING,
+ * as heroku_fdw_refresh_all() does.
+ *
+ * NULL means "any" here, as in heroku_resolver_invalidate(), where every
+ * other function refuses a NULL argument (22004).
+ */
+Datum
+heroku_resolver_refresh(PG_FUNCTION_ARGS)
+{
+	char	   *app = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *config_var = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Registry   *reg = hr_registry_for(fcinfo);
+	hr_error	err;
+	List	   *servers;
+	List	   *apps;
+	List	   *vars;
+	ListCell   *ls;
+	ListCell   *la;
+	ListCell   *lv;
+	int			nchanged;
+	MemoryContext work_cxt;
+
+	/* the names as they enter; a NULL stands for any, so a valid stand-in is checked */
+	memset(&err, 0, sizeof(err));
+	if (hr_check_names(app ? app : "any", config_var ? config_var : "ANY", &err) != HR_OK)
+		hr_pg_report(ERROR, &err);
+
+	nchanged = hr_cache_revalidate(app, NULL, config_var, app == NULL);
+
+	hr_registry_list(reg, &servers, &apps, &vars);
+	work_cxt = AllocSetContextCreate(CurrentMemoryContext, "heroku_resolver_refresh",
+									 ALLOCSET_DEFAULT_SIZES);
+	forthree(ls, servers, la, apps, lv, vars)
+	{
+		const char *server = (const char *) lfirst(ls);
+		const char *server_app = (const char *) lfirst(la);
+		ForeignServer *srv;
+
+		CHECK_FOR_INTERRUPTS();
+		if ((app && pg_strcasecmp(server_app, app) != 0) ||
+			(config_var && !hr_same_config_var((const char *) lfirst(lv), config_var)))
+			continue;
+		/* a server since dropped is not refreshable; others' are theirs */
+		srv = GetForeignServerByName(server, true);
+		if (srv == NULL || !hr_server_ownercheck(srv->serverid, GetUserId()))
+			continue;
+		MemoryContextReset(work_cxt);
+		if (app ? refresh_server(reg, server) : refresh_one(reg, server, server_app, work_cxt))
 			nchanged++;
 	}
 	MemoryContextDelete(work_cxt);

@@ -96,7 +96,9 @@ extern void hr_registry_update(Registry *reg, RegEntry *e, bool changed);
 extern void hr_registry_set_error(Registry *reg, const char *server,
 								  const char *message);
 extern bool hr_registry_delete(Registry *reg, const char *server);
-extern void hr_registry_list(Registry *reg, List **servers, List **apps);
+/* config_vars may be NULL */
+extern void hr_registry_list(Registry *reg, List **servers, List **apps,
+							 List **config_vars);
 /* The server and its registry row, locked; 42704 if either is missing. */
 extern RegEntry *hr_registry_lookup(Registry *reg, const char *server,
 									ForeignServer **srv);

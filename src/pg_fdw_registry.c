@@ -314,9 +314,9 @@ hr_registry_delete(Registry *reg, const char *server)
 	return found;
 }
 
-/* Every registered server with its app, by server name. */
+/* Every registered server with its app (and config var), by server name. */
 void
-hr_registry_list(Registry *reg, List **servers, List **apps)
+hr_registry_list(Registry *reg, List **servers, List **apps, List **config_vars)
 {
 	RegistryAccess ra;
 	char	   *sql;
@@ -324,8 +324,10 @@ hr_registry_list(Registry *reg, List **servers, List **apps)
 
 	*servers = NIL;
 	*apps = NIL;
+	if (config_vars)
+		*config_vars = NIL;
 	registry_begin(reg, &ra);
-	sql = psprintf("SELECT server::pg_catalog.text, app FROM %s ORDER BY server",
+	sql = psprintf("SELECT server::pg_catalog.text, app, config_var FROM %s ORDER BY server",
 				   reg->qualname);
 	registry_exec(sql, 0, NULL, NULL, NULL, true, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
@@ -336,6 +338,8 @@ hr_registry_list(Registry *reg, List **servers, List **apps)
 
 		*servers = lappend(*servers, SPI_getvalue(tup, desc, 1));
 		*apps = lappend(*apps, SPI_getvalue(tup, desc, 2));
+		if (config_vars)
+			*config_vars = lappend(*config_vars, SPI_getvalue(tup, desc, 3));
 		MemoryContextSwitchTo(spi_cxt);
 	}
 	registry_end(&ra);

@@ -57,4 +57,8 @@ extern TimestampTz hr_cache_fresh_after;
 /* pg_worker.c */
 extern void hr_worker_init(void);
 
+/* pg_cache_revalidate.c: heroku_resolver_refresh() and the feed */
+extern int	hr_cache_revalidate(const char *app, const char *alias,
+								const char *config_var, bool warn);
+
 #endif							/* PG_HEROKU_H */
