@@ -27,6 +27,7 @@ _PG_init(void)
 {
 	hr_pg_backend_init();
 	hr_cache_init();
+	hr_feed_init();
 	hr_worker_init();
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("heroku");

@@ -88,6 +88,16 @@ typedef struct HrBackoff
 	TimestampTz until;
 } HrBackoff;
 
+/* What heroku_resolver_status() shows of the release feed (pg_feed.c). */
+typedef struct HrFeedStatus
+{
+	TimestampTz last_listing;	/* the last complete listing */
+	int			apps_seen;		/* apps in it */
+	uint64		changes;		/* apps whose released_at moved, since start */
+	uint64		requests;		/* GET /apps requests, since start */
+	hr_error	last_error;		/* of the last listing; code HR_OK if none */
+} HrFeedStatus;
+
 /* API requests made for one role, in one-minute buckets over an hour. */
 typedef struct HrRoleRate
 {
@@ -114,6 +124,7 @@ typedef struct HrCache
 	int			worker_pid;
 	char		worker_state[64];
 	TimestampTz worker_last_run;
+	HrFeedStatus feed;			/* the release feed (pg_feed.c) */
 	HrCacheEntry entries[FLEXIBLE_ARRAY_MEMBER];
 } HrCache;
 
