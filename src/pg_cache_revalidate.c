@@ -111,14 +111,15 @@ resolve_or_warn(const hr_settings *s, const OwnEntry *own)
  * Mark every entry of the caller's API URL for app (or alias, e.g. the
  * app's id; both NULL: any app) and config_var (NULL: any) changed, and
  * ask the API again, now and conditionally, for those of the caller's
- * token that hold a value.  Returns how many of those now hold another URL.  A failure (a
- * 404 or 403 drops the entry, as any resolution does) is raised, or with
- * warn a WARNING, and the other entries are still asked; either way those
- * asked before it stay revalidated.  In a transaction.
+ * token that hold a value.  Returns how many of those now hold another
+ * URL.  A failure (a 404 or 403 drops the entry, as any resolution does)
+ * is raised; with failed given, it is a WARNING counted there, and the
+ * other entries are still asked.  Either way those asked before it stay
+ * revalidated.  In a transaction.
  */
 int
 hr_cache_revalidate(const char *app, const char *alias, const char *config_var,
-					bool warn)
+					int *failed)
 {
 	HrCache    *c = hr_cache_get();
 	hr_settings s;
@@ -170,12 +171,15 @@ hr_cache_revalidate(const char *app, const char *alias, const char *config_var,
 		char	   *url;
 
 		CHECK_FOR_INTERRUPTS();
-		if (warn)
+		if (failed)
 			url = resolve_or_warn(&s, &own[i]);
 		else
 			url = hr_cache_resolve(&s, own[i].app, own[i].config_var, true, &used_var);
 		if (url == NULL)
+		{
+			(*failed)++;
 			continue;
+		}
 		if (url_hash(url) != own[i].url_hash)
 			changed++;
 		explicit_bzero(url, strlen(url));

@@ -442,6 +442,7 @@ heroku_resolver_refresh(PG_FUNCTION_ARGS)
 	ListCell   *la;
 	ListCell   *lv;
 	int			nchanged;
+	int			nfailed = 0;
 	MemoryContext work_cxt;
 
 	/* the names as they enter; a NULL stands for any, so a valid stand-in is checked */
@@ -449,7 +450,7 @@ heroku_resolver_refresh(PG_FUNCTION_ARGS)
 	if (hr_check_names(app ? app : "any", config_var ? config_var : "ANY", &err) != HR_OK)
 		hr_pg_report(ERROR, &err);
 
-	nchanged = hr_cache_revalidate(app, NULL, config_var, app == NULL);
+	nchanged = hr_cache_revalidate(app, NULL, config_var, app ? NULL : &nfailed);
 
 	hr_registry_list(reg, &servers, &apps, &vars);
 	work_cxt = AllocSetContextCreate(CurrentMemoryContext, "heroku_resolver_refresh",

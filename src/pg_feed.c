@@ -40,6 +40,8 @@
 
 /* apps per page of GET /apps: about 1 kB each, well within an answer's 1 MiB */
 #define HR_FEED_PAGE_SIZE		500
+/* listings that try again to follow a release whose following failed */
+#define HR_FEED_RETRIES			5
 
 /* GUC */
 int			hr_watch_interval_ms = 10 * 1000;
@@ -51,7 +53,17 @@ typedef struct KnownApp
 	char		name[HR_CACHE_APP_MAX];
 	bool		released;		/* released_at was not null */
 	char		released_at[HR_FEED_STAMP_MAX + 1];
+	int			retries;		/* following its last release failed so often */
+	bool		pending;		/* to follow again at the next listing */
 } KnownApp;
+
+/* What note_app() found. */
+typedef enum AppNews
+{
+	APP_SAME,
+	APP_CHANGED,				/* a new release (or a new app) */
+	APP_RETRY					/* the last release, whose following failed */
+} AppNews;
 
 /* An app that changed, for the rest of the round. */
 typedef struct ChangedApp
@@ -97,31 +109,79 @@ forget_listing(const char *api_url, const uint8 *digest)
 	memcpy(known_digest, digest, HR_DIGEST_LEN);
 }
 
-/*
- * Record app in the known apps; true if it is a change (after the first
- * listing: released_at moved, or the app is new).
- */
-static bool
-note_app(const hr_feed_app *app)
+/* The known app of this id, or NULL; made when enter. */
+static KnownApp *
+known_app(const char *app_id, bool enter, bool *found)
 {
 	char		id[40];
-	KnownApp   *k;
-	bool		found;
-	bool		released = app->released_at != NULL;
-	const char *stamp = released ? app->released_at : "";
-	bool		changed;
 	char	   *p;
 
-	strlcpy(id, app->id, sizeof(id));
+	strlcpy(id, app_id, sizeof(id));
 	for (p = id; *p; p++)
 		*p = pg_tolower((unsigned char) *p);
-	k = hash_search(known, id, HASH_ENTER, &found);
-	changed = found ? (k->released != released || strcmp(k->released_at, stamp) != 0)
-		: listed_once;
+	return hash_search(known, id, enter ? HASH_ENTER : HASH_FIND, found);
+}
+
+/*
+ * Record app in the known apps, and say whether it is news: after the
+ * first listing, a released_at that moved or an app not seen before; or
+ * the release whose following failed, to follow again.
+ */
+static AppNews
+note_app(const hr_feed_app *app)
+{
+	bool		found;
+	KnownApp   *k = known_app(app->id, true, &found);
+	bool		released = app->released_at != NULL;
+	const char *stamp = released ? app->released_at : "";
+	AppNews		news = APP_SAME;
+
+	if (!found)
+	{
+		k->retries = 0;
+		k->pending = false;
+		if (listed_once)
+			news = APP_CHANGED;
+	}
+	else if (k->released != released || strcmp(k->released_at, stamp) != 0)
+	{
+		k->retries = 0;
+		news = APP_CHANGED;
+	}
+	else if (k->pending)
+		news = APP_RETRY;
+	k->pending = false;
 	strlcpy(k->name, app->name, sizeof(k->name));
 	k->released = released;
 	strlcpy(k->released_at, stamp, sizeof(k->released_at));
-	return changed;
+	return news;
+}
+
+/*
+ * Following app's release failed, or part of it: follow it again at the
+ * next listing, up to HR_FEED_RETRIES times.  The next listing asks every
+ * page unconditionally, so that the app is read again (a 200 takes no
+ * more of the budget than a 304).
+ */
+static void
+retry_later(const ChangedApp *app)
+{
+	bool		found;
+	KnownApp   *k = known_app(app->id, false, &found);
+
+	if (k == NULL)
+		return;
+	if (++k->retries > HR_FEED_RETRIES)
+	{
+		ereport(WARNING,
+				(errmsg("heroku_resolver feed gives up following the release of Heroku app \"%s\" after %d attempts",
+						app->name, HR_FEED_RETRIES + 1),
+				 errdetail("Its cache entries ask the API on their next use; its foreign servers wait for heroku_fdw_refresh(), heroku_resolver_refresh() or the refresher.")));
+		k->retries = 0;
+		return;
+	}
+	k->pending = true;
+	hr_feed_reset(&pages);
 }
 
 /*
@@ -175,14 +235,15 @@ typedef struct RegRow
 /*
  * Every registered server of this database (RegRows in cxt) and the
  * extension's schema, in a transaction of its own; NIL when the extension
- * (1.1 or later) is not here.
+ * (1.1 or later) is not here, or (*ok false) when reading it failed.
  */
 static List *
-registry_rows(char **schema, MemoryContext cxt)
+registry_rows(char **schema, bool *ok, MemoryContext cxt)
 {
 	List	   *volatile rows = NIL;
 
 	*schema = NULL;
+	*ok = true;
 	PG_TRY();
 	{
 		int			ret;
@@ -228,6 +289,7 @@ registry_rows(char **schema, MemoryContext cxt)
 	{
 		warn_and_abort(cxt, NULL, NULL);
 		rows = NIL;
+		*ok = false;
 	}
 	PG_END_TRY();
 	return rows;
@@ -254,11 +316,13 @@ has_entries(HrCache *c, const ChangedApp *app)
 	return found;
 }
 
-/* heroku_fdw_refresh(server), in a transaction of its own. */
-static void
+/* heroku_fdw_refresh(server), in a transaction of its own; false if it failed. */
+static bool
 refresh_server(const char *schema, const char *server, const char *config_var,
 			   const ChangedApp *app, MemoryContext cxt)
 {
+	volatile bool ok = true;
+
 	PG_TRY();
 	{
 		Oid			types[1] = {TEXTOID};
@@ -292,40 +356,45 @@ refresh_server(const char *schema, const char *server, const char *config_var,
 	PG_CATCH();
 	{
 		warn_and_abort(cxt, server, app);
+		ok = false;
 	}
 	PG_END_TRY();
+	return ok;
 }
 
 /*
  * Follow one app's release: its cache entries, then its servers (rows: the
  * registry).  Both share one statement start, so a server's refresh takes
  * the answer the entries just got instead of asking again.  An app with
- * neither costs nothing.
+ * neither costs nothing.  False if a step failed.
  */
-static void
+static bool
 follow_release(HrCache *c, const ChangedApp *app, List *rows, const char *schema,
 			   MemoryContext cxt)
 {
 	bool		cached = has_entries(c, app);
 	ListCell   *lc;
 	bool		registered = false;
+	volatile bool ok = true;
 
 	foreach(lc, rows)
 		registered |= is_app(((RegRow *) lfirst(lc))->app, app);
 	if (!cached && !registered)
-		return;
+		return true;
 
 	SetCurrentStatementStartTimestamp();
 	if (cached)
 	{
 		PG_TRY();
 		{
+			int			failed = 0;
 			int			n;
 
 			StartTransactionCommand();
-			n = hr_cache_revalidate(app->name, app->id, NULL, true);
+			n = hr_cache_revalidate(app->name, app->id, NULL, &failed);
 			CommitTransactionCommand();
 			MemoryContextSwitchTo(cxt);
+			ok = failed == 0;
 			ereport(n > 0 ? LOG : DEBUG1,
 					(errmsg("heroku_resolver feed saw a new release of Heroku app \"%s\": %d cached URL(s) changed",
 							app->name, n)));
@@ -333,6 +402,7 @@ follow_release(HrCache *c, const ChangedApp *app, List *rows, const char *schema
 		PG_CATCH();
 		{
 			warn_and_abort(cxt, NULL, app);
+			ok = false;
 		}
 		PG_END_TRY();
 	}
@@ -340,9 +410,10 @@ follow_release(HrCache *c, const ChangedApp *app, List *rows, const char *schema
 	{
 		RegRow	   *r = lfirst(lc);
 
-		if (is_app(r->app, app))
-			refresh_server(schema, r->server, r->config_var, app, cxt);
+		if (is_app(r->app, app) && !refresh_server(schema, r->server, r->config_var, app, cxt))
+			ok = false;
 	}
+	return ok;
 }
 
 /*
@@ -402,7 +473,9 @@ hr_feed_round(void)
 	List	   *changed = NIL;
 	List	   *rows;
 	char	   *schema;
+	bool		rows_ok;
 	ListCell   *lc;
+	int			nnew = 0;
 	int			i;
 
 	hr_pg_settings(&s);
@@ -476,13 +549,16 @@ hr_feed_round(void)
 
 	for (i = 0; i < l.napps; i++)
 	{
-		if (note_app(&l.apps[i]))
+		AppNews		news = note_app(&l.apps[i]);
+
+		if (news != APP_SAME)
 		{
 			ChangedApp *app = palloc(sizeof(ChangedApp));
 
 			app->id = pstrdup(l.apps[i].id);
 			app->name = pstrdup(l.apps[i].name);
 			changed = lappend(changed, app);
+			nnew += news == APP_CHANGED;
 		}
 	}
 	listed_once = true;
@@ -491,9 +567,12 @@ hr_feed_round(void)
 		return;
 
 	hr_cache_lock(c);
-	c->feed.changes += list_length(changed);
+	c->feed.changes += nnew;
 	hr_cache_unlock(c);
-	rows = registry_rows(&schema, cxt);
+	rows = registry_rows(&schema, &rows_ok, cxt);
 	foreach(lc, changed)
-		follow_release(c, lfirst(lc), rows, schema, cxt);
+	{
+		if (!follow_release(c, lfirst(lc), rows, schema, cxt) || !rows_ok)
+			retry_later(lfirst(lc));
+	}
 }

@@ -64,6 +64,6 @@ extern void hr_feed_round(void);
 
 /* pg_cache_revalidate.c: heroku_resolver_refresh() and the feed */
 extern int	hr_cache_revalidate(const char *app, const char *alias,
-								const char *config_var, bool warn);
+								const char *config_var, int *failed);
 
 #endif							/* PG_HEROKU_H */
