@@ -154,6 +154,18 @@ is(host_of($app, "SET heroku.ca_file = '/dev/null';"), 'second.example',
 	'an entry of another key was marked: its next call asks');
 is(cv($app), 1, 'once, conditionally');
 
+# a release whose following fails is followed again at the next listing
+my $log_offset = -s $node->logfile;
+mock('fault', 'status', '--status', '503', '--path', "^/apps/$app/config-vars", '--count', '1');
+mock('set-var', $app, 'DATABASE_URL', url_of('retry.example'));
+ok($node->poll_query_until('postgres',
+		"SELECT host = 'retry.example' FROM heroku_fdw_servers WHERE server = 'feed_fake'"),
+	'a release whose following failed is followed at the next listing');
+is(q1("SELECT string_agg(host, ',' ORDER BY host) FROM heroku_resolver_cache() WHERE app = '$app'"),
+	'retry.example,second.example', 'the entry too (the other key\'s is only marked)');
+ok($node->wait_for_log(qr/WARNING:  could not revalidate config var "DATABASE_URL" of Heroku app "feed-app": the Heroku API failed/,
+		$log_offset), 'the failure was logged');
+
 # ----------------------------- a real rotation: the next use just connects
 app_url($real) =~ m{\@[^/:]+:(\d+)/} or die "no port in the URL of $real";
 my $port = $1;
@@ -165,7 +177,7 @@ is(q1('SELECT count(*) FROM feed_orders'), $rows_at{$port}, 'a registered server
 is(q1("SELECT count(*) FROM dblink(heroku_dblink_url('$real'), 'SELECT 1') AS t(x int)"), '1',
 	'and so does dblink');
 my $changed_before = q1("SELECT last_changed FROM heroku_fdw_servers WHERE server = 'feed_real'");
-my $log_offset = -s $node->logfile;
+$log_offset = -s $node->logfile;
 system('bash', $ENV{HR_ROTATE}, $real) == 0 or die 'rotate.sh failed';
 ok($node->poll_query_until('postgres',
 		"SELECT last_changed > '$changed_before' FROM heroku_fdw_servers WHERE server = 'feed_real'"),
