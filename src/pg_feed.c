@@ -461,6 +461,7 @@ hr_feed_round(void)
 	HrCache    *c = hr_cache_get();
 	MemoryContext cxt = CurrentMemoryContext;
 	hr_settings s;
+	hr_http    *http;
 	hr_error	err;
 	hr_error	before;
 	const char *api_url;
@@ -481,6 +482,15 @@ hr_feed_round(void)
 	hr_pg_settings(&s);
 	api_url = (s.api_url && s.api_url[0]) ? s.api_url : HR_DEFAULT_API_URL;
 	memset(&err, 0, sizeof(err));
+	if (strlen(api_url) >= HR_CACHE_API_URL_MAX)
+	{
+		err.code = HR_EINVAL;
+		snprintf(err.message, sizeof(err.message),
+				 "heroku.api_url is longer than %d bytes", HR_CACHE_API_URL_MAX - 1);
+		fail_round(c, &err);
+		return;
+	}
+	http = hr_pg_http();		/* may throw: before the token is had */
 	if (hr_find_token(&s, &token, NULL, &err) != HR_OK)
 	{
 		fail_round(c, &err);
@@ -504,7 +514,7 @@ hr_feed_round(void)
 	hr_cache_unlock(c);
 
 	pgstat_report_activity(STATE_RUNNING, "listing the Heroku apps");
-	rc = hr_feed_list(hr_pg_http(), &s, token, &pages, &l, &err);
+	rc = hr_feed_list(http, &s, token, &pages, &l, &err);
 	hr_free_secret(token);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
