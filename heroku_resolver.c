@@ -28,6 +28,7 @@ _PG_init(void)
 	hr_pg_backend_init();
 	hr_cache_init();
 	hr_heal_init();
+	hr_feed_init();
 	hr_worker_init();
 	MarkGUCPrefixReserved("heroku");
 }

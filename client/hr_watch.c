@@ -377,7 +377,7 @@ feed_changed(void *arg, const char *id, const char *name)
 int
 hr_watch_poll_feed(hr_watch *w, int initial)
 {
-	hr_feed_stats st;
+	hr_wfeed_stats st;
 	hr_error	err;
 	char	   *token;
 	hr_code		rc;
@@ -390,7 +390,7 @@ hr_watch_poll_feed(hr_watch *w, int initial)
 	pthread_mutex_unlock(&w->mu);
 	if (token == NULL)
 		return EX_SOFTWARE;
-	rc = hr_feed_poll(w->feed, &w->s, token, feed_changed, w, &st, &err);
+	rc = hr_wfeed_poll(w->feed, &w->s, token, feed_changed, w, &st, &err);
 	hr_free_secret(token);
 	pthread_mutex_lock(&w->mu);
 	w->last_feed = time(NULL);

@@ -70,7 +70,7 @@ typedef struct hr_watch_app
 
 typedef struct hr_watch_dbs hr_watch_dbs;
 typedef struct hr_watch_http hr_watch_http;
-typedef struct hr_feed hr_feed;
+typedef struct hr_wfeed hr_wfeed;
 struct json_object;
 
 typedef struct hr_watch
@@ -115,7 +115,7 @@ typedef struct hr_watch
 	/* parts */
 	hr_watch_dbs *dbs;
 	hr_watch_http *http;
-	hr_feed    *feed;
+	hr_wfeed    *feed;
 	hr_http    *api;
 } hr_watch;
 

@@ -48,7 +48,7 @@ typedef struct feed_page
 	int			napps;
 } feed_page;
 
-struct hr_feed
+struct hr_wfeed
 {
 	int			page_size;
 	int			listed;			/* a listing has been recorded */
@@ -70,10 +70,10 @@ typedef struct feed_answer
 	const hr_settings *s;
 } feed_answer;
 
-hr_feed *
-hr_feed_new(int page_size)
+hr_wfeed *
+hr_wfeed_new(int page_size)
 {
-	hr_feed    *f = calloc(1, sizeof(hr_feed));
+	hr_wfeed    *f = calloc(1, sizeof(hr_wfeed));
 
 	if (f)
 		f->page_size = (page_size >= 1 && page_size <= 1000) ? page_size : 1000;
@@ -91,7 +91,7 @@ free_pages(feed_page *pages, int n)
 }
 
 void
-hr_feed_free(hr_feed *f)
+hr_wfeed_free(hr_wfeed *f)
 {
 	if (f == NULL)
 		return;
@@ -409,7 +409,7 @@ cmp_app(const void *a, const void *b)
 
 /* The page of the last listing that was sent this range, or NULL. */
 static feed_page *
-cached_page(hr_feed *f, const char *range)
+cached_page(hr_wfeed *f, const char *range)
 {
 	int			i;
 
@@ -420,8 +420,8 @@ cached_page(hr_feed *f, const char *range)
 }
 
 hr_code
-hr_feed_poll(hr_feed *f, const hr_settings *s, const char *token,
-			 hr_feed_change_fn changed, void *arg, hr_feed_stats *stats,
+hr_wfeed_poll(hr_wfeed *f, const hr_settings *s, const char *token,
+			 hr_wfeed_change_fn changed, void *arg, hr_wfeed_stats *stats,
 			 hr_error *err)
 {
 	const char *api_url = (s->api_url && s->api_url[0]) ? s->api_url : HR_DEFAULT_API_URL;

@@ -18,34 +18,34 @@
 
 #include "heroku_resolver.h"
 
-typedef struct hr_feed hr_feed;
+typedef struct hr_wfeed hr_wfeed;
 
 /* An app whose released_at differs from the last listing (id and name). */
-typedef void (*hr_feed_change_fn) (void *arg, const char *id, const char *name);
+typedef void (*hr_wfeed_change_fn) (void *arg, const char *id, const char *name);
 
 /* What one listing cost and found. */
-typedef struct hr_feed_stats
+typedef struct hr_wfeed_stats
 {
 	int			requests;		/* GET /apps requests made */
 	int			not_modified;	/* of which answered 304 */
 	int			apps;			/* apps listed */
 	int			changes;		/* callbacks made */
-} hr_feed_stats;
+} hr_wfeed_stats;
 
 /* page_size: the Range's max= (1..1000; others: 1000).  NULL on ENOMEM. */
-extern hr_feed *hr_feed_new(int page_size);
-extern void hr_feed_free(hr_feed *f);
+extern hr_wfeed *hr_wfeed_new(int page_size);
+extern void hr_wfeed_free(hr_wfeed *f);
 
 /*
- * One listing.  The first one after hr_feed_new() only records what it
+ * One listing.  The first one after hr_wfeed_new() only records what it
  * sees; later ones call changed() for each app whose released_at differs
  * (an app new to the list included).  On an error nothing is recorded, so
  * the next listing compares with the last good one.  s gives the API URL,
  * CA file, timeout, user agent and interrupt callback; token is the API
  * token.
  */
-extern hr_code hr_feed_poll(hr_feed *f, const hr_settings *s, const char *token,
-							hr_feed_change_fn changed, void *arg,
-							hr_feed_stats *stats, hr_error *err);
+extern hr_code hr_wfeed_poll(hr_wfeed *f, const hr_settings *s, const char *token,
+							hr_wfeed_change_fn changed, void *arg,
+							hr_wfeed_stats *stats, hr_error *err);
 
 #endif							/* HR_WATCH_FEED_H */

@@ -95,7 +95,7 @@ finish(hr_watch *w, int status)
 	pthread_mutex_unlock(&w->mu);
 	hr_watch_http_stop(w);
 	hr_watch_dbs_stop(w);
-	hr_feed_free(w->feed);
+	hr_wfeed_free(w->feed);
 	hr_http_free(w->api);
 	if (status == 0)
 		hr_watch_log(w, "stopped");
@@ -158,7 +158,7 @@ hr_watch_main(int argc, char **argv)
 		return finish(&w, EX_SOFTWARE);
 	}
 	w.api = hr_http_new();
-	w.feed = hr_feed_new(w.feed_page);
+	w.feed = hr_wfeed_new(w.feed_page);
 	if (w.api == NULL || w.feed == NULL)
 	{
 		hr_watch_fail("The system is short of memory; retry later.", "out of memory");

@@ -463,6 +463,89 @@ test_http_offline(void)
 	hr_free_secret(NULL);
 }
 
+/* The apps list of the release feed: what is refused, what is read. */
+static void
+test_apps_list(void)
+{
+	static const char *const bad[] = {
+		"", "{}", "[1]", "[{}]", "[{\"id\": \"x\", \"name\": \"myapp\", \"released_at\": null}]",
+		"[{\"id\": \"0123abcd-89ab-cdef-0123-456789abcdef\", \"name\": \"My_App\", \"released_at\": null}]",
+		"[{\"id\": \"0123abcd-89ab-cdef-0123-456789abcdef\", \"name\": \"myapp\"}]",
+		"[{\"id\": \"0123abcd-89ab-cdef-0123-456789abcdef\", \"name\": \"myapp\", \"released_at\": 5}]",
+		"[{\"id\": \"0123abcd-89ab-cdef-0123-456789abcdef\", \"name\": \"myapp\", \"released_at\": \"a\\nb\"}]",
+		"[{\"id\": \"0123abcd-89ab-cdef-0123-456789abcdef\", \"name\": \"myapp\", \"released_at\": null}",
+	};
+	const char *good = "[{\"id\": \"0123abcd-89ab-cdef-0123-456789abcdef\", \"name\": \"myapp\","
+		" \"released_at\": \"2024-01-02T03:04:05.678901Z\", \"owner\": {\"id\": \"x\"}},"
+		" {\"id\": \"11111111-2222-3333-4444-555555555555\", \"name\": \"new-app\", \"released_at\": null}]";
+	hr_feed_app *apps;
+	hr_error	err;
+	int			n;
+	size_t		i;
+	size_t		len;
+	char	   *body;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	{
+		body = exact(bad[i], &len);
+		CHECK(hr_apps_list_parse(body, len, &apps, &n, &err) == HR_EPROTOCOL && apps == NULL,
+			  "apps list %zu is refused", i);
+		free(body);
+	}
+	body = exact(good, &len);
+	CHECK(hr_apps_list_parse(body, len, &apps, &n, &err) == HR_OK && n == 2,
+		  "apps list: %s (%s)", err.message, err.detail);
+	if (n == 2)
+	{
+		CHECK(strcmp(apps[0].name, "myapp") == 0 && strcmp(apps[1].id, "11111111-2222-3333-4444-555555555555") == 0,
+			  "apps list: names and ids");
+		CHECK(strcmp(apps[0].released_at, "2024-01-02T03:04:05.678901Z") == 0 && apps[1].released_at == NULL,
+			  "apps list: released_at, null for an app never released");
+	}
+	hr_feed_apps_free(apps, n);
+	free(body);
+	CHECK(hr_same_config_var("DATABASE_URL", "DATABASE") && hr_same_config_var("X", "X") &&
+		  !hr_same_config_var("DATABASE_URL_URL", "DATABASE") && !hr_same_config_var("X", "X_URL"),
+		  "hr_same_config_var");
+}
+
+/* The release feed's listing against the mock, two apps a page. */
+static void
+test_mock_feed(const hr_settings *s, hr_http *h)
+{
+	hr_feed		feed = {2, 0, NULL};
+	hr_feed_listing l;
+	hr_error	err;
+	hr_code		rc;
+	char	   *token = NULL;
+	int			pages;
+
+	if (hr_find_token(s, &token, NULL, &err) != HR_OK)
+	{
+		CHECK(0, "mock feed: no token: %s", err.message);
+		return;
+	}
+	rc = hr_feed_list(h, s, token, &feed, &l, &err);
+	CHECK(rc == HR_OK, "mock feed: %s (%s)", err.message, err.detail);
+	CHECK(l.pages >= 2 && l.pages == l.requests && l.napps == l.apps_seen && l.napps >= 3 &&
+		  l.pages_not_modified == 0, "mock feed: %d apps in %d pages", l.napps, l.pages);
+	pages = l.pages;
+	hr_feed_listing_free(&l);
+	/* nothing changed: every page a 304, no app read, the same count */
+	rc = hr_feed_list(h, s, token, &feed, &l, &err);
+	CHECK(rc == HR_OK && l.pages == pages && l.pages_not_modified == pages && l.napps == 0 &&
+		  l.apps_seen >= 3, "mock feed again: %d of %d pages not modified", l.pages_not_modified,
+		  l.pages);
+	hr_feed_listing_free(&l);
+	/* a bad token: 401, and the last listing is kept */
+	rc = hr_feed_list(h, s, "HRKU-not-a-token", &feed, &l, &err);
+	CHECK(rc == HR_EAUTH && err.http_status == 401 && feed.npages == pages,
+		  "mock feed with a bad token: %d", (int) rc);
+	hr_feed_listing_free(&l);
+	hr_feed_reset(&feed);
+	hr_free_secret(token);
+}
+
 /* One real request against the test suite's mock, when it runs. */
 static void
 test_mock(void)
@@ -500,6 +583,7 @@ test_mock(void)
 	rc = hr_resolve(h, &s, "no-such-app", "DATABASE_URL", &r, &err);
 	CHECK(rc == HR_ENOTFOUND, "mock: missing app: %d (%s)", (int) rc, err.message);
 	hr_result_free(&r);
+	test_mock_feed(&s, h);
 	hr_http_free(h);
 	printf("core_unit: mock request done\n");
 }
@@ -515,6 +599,7 @@ main(void)
 	test_mask();
 	test_tokens();
 	test_http_offline();
+	test_apps_list();
 	test_mock();
 	printf("core_unit: %d checks, %d failed\n", checks, failures);
 	return failures ? 1 : 0;

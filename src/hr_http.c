@@ -147,6 +147,8 @@ header_cb(char *data, size_t size, size_t nmemb, void *arg)
 	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
 	{
 		r->resp->etag[0] = '\0';
+		r->resp->next_range[0] = '\0';
+		r->resp->next_range_cut = 0;
 		r->resp->ratelimit_remaining = -1;
 		r->resp->retry_after = -1;
 	}
@@ -162,6 +164,16 @@ header_cb(char *data, size_t size, size_t nmemb, void *arg)
 		r->resp->ratelimit_remaining = parse_long(v, vlen);
 	else if ((v = header_value(data, n, "Retry-After", &vlen)) != NULL)
 		r->resp->retry_after = parse_long(v, vlen);
+	else if ((v = header_value(data, n, "Next-Range", &vlen)) != NULL)
+	{
+		/* one too long is cut to nothing and flagged: never half a range */
+		r->resp->next_range_cut = vlen >= sizeof(r->resp->next_range);
+		if (!r->resp->next_range_cut)
+		{
+			memcpy(r->resp->next_range, v, vlen);
+			r->resp->next_range[vlen] = '\0';
+		}
+	}
 	return n;
 }
 
@@ -196,8 +208,26 @@ free_headers(struct curl_slist *list)
 	curl_slist_free_all(list);
 }
 
+/* Append "name: value" to list; NULL (list freed) when out of memory. */
 static struct curl_slist *
-make_headers(const char *token, const char *etag)
+add_header(struct curl_slist *list, const char *name, const char *value)
+{
+	struct curl_slist *t;
+	hr_buf		b;
+
+	hr_buf_init(&b);
+	hr_buf_puts(&b, name);
+	hr_buf_puts(&b, ": ");
+	hr_buf_puts(&b, value);
+	t = b.oom ? NULL : curl_slist_append(list, b.data);
+	hr_buf_free_secret(&b);
+	if (t == NULL)
+		free_headers(list);
+	return t;
+}
+
+static struct curl_slist *
+make_headers(const char *token, const char *etag, const char *range)
 {
 	struct curl_slist *list = NULL;
 	struct curl_slist *t;
@@ -223,19 +253,10 @@ make_headers(const char *token, const char *etag)
 		return NULL;
 	}
 	list = t;
-	if (etag && etag[0])
-	{
-		char		line[300];
-
-		snprintf(line, sizeof(line), "If-None-Match: %s", etag);
-		t = curl_slist_append(list, line);
-		if (t == NULL)
-		{
-			free_headers(list);
-			return NULL;
-		}
-		list = t;
-	}
+	if (etag && etag[0] && (list = add_header(list, "If-None-Match", etag)) == NULL)
+		return NULL;
+	if (range && range[0] && (list = add_header(list, "Range", range)) == NULL)
+		return NULL;
 	return list;
 }
 
@@ -301,6 +322,20 @@ hr_code
 hr_http_get(hr_http *h, const hr_settings *s, const char *url, const char *token,
 			const char *etag, const char *app, hr_response *resp, hr_error *err)
 {
+	return hr_http_get_range(h, s, url, token, etag, NULL, app, resp, err);
+}
+
+/*
+ * hr_http_get with a Range header when range is given (a list's page; the
+ * answer's Next-Range lands in resp->next_range).  app NULL: the request is
+ * for the apps list, and the messages say so.
+ */
+hr_code
+hr_http_get_range(hr_http *h, const hr_settings *s, const char *url, const char *token,
+				  const char *etag, const char *range, const char *app,
+				  hr_response *resp, hr_error *err)
+{
+	char		what[80];
 	hr_req		req = {s, resp, 0, 0};
 	hr_req	   *r = &req;
 	struct curl_slist *headers;
@@ -314,9 +349,13 @@ hr_http_get(hr_http *h, const hr_settings *s, const char *url, const char *token
 	hr_buf_init(&resp->body);
 	resp->ratelimit_remaining = -1;
 	resp->retry_after = -1;
-	headers = make_headers(token, etag);
+	headers = make_headers(token, etag, range);
 	if (headers == NULL)
 		return hr_error_oom(err);
+	if (app)
+		snprintf(what, sizeof(what), "app \"%s\"", app);
+	else
+		snprintf(what, sizeof(what), "the apps list");
 	if (s->user_agent && s->user_agent[0])
 		snprintf(ua, sizeof(ua), "%s", s->user_agent);
 	else
@@ -376,15 +415,15 @@ hr_http_get(hr_http *h, const hr_settings *s, const char *url, const char *token
 	if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
 	{
 		hr_error_set(err, HR_EPROTOCOL,
-					 "invalid answer from the Heroku API for app \"%s\"", app);
+					 "invalid answer from the Heroku API for %s", what);
 		hr_error_detail(err, "The answer is larger than %d bytes.", HR_MAX_BODY_BYTES);
 		return HR_EPROTOCOL;
 	}
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 	{
 		hr_error_set(err, HR_EUNAVAILABLE,
-					 "request to the Heroku API for app \"%s\" timed out after %ld ms",
-					 app, timeout);
+					 "request to the Heroku API for %s timed out after %ld ms",
+					 what, timeout);
 		hr_error_hint(err, "The limit is the timeout setting (heroku.timeout in the server).");
 		return HR_EUNAVAILABLE;
 	}
@@ -394,7 +433,7 @@ hr_http_get(hr_http *h, const hr_settings *s, const char *url, const char *token
 		hr_printable(why, sizeof(why), errbuf[0] ? errbuf : curl_easy_strerror(rc),
 					 CURL_ERROR_SIZE);
 		hr_error_set(err, HR_EUNAVAILABLE,
-					 "could not reach the Heroku API for app \"%s\"", app);
+					 "could not reach the Heroku API for %s", what);
 		hr_error_detail(err, "libcurl: %s", why);
 	}
 	return HR_EUNAVAILABLE;

@@ -60,6 +60,8 @@ extern hr_code hr_read_file(const char *path, const char *what, size_t max,
 /* hr_util.c: the names as they enter the resolver; HR_EINVAL or HR_OK. */
 extern hr_code hr_check_names(const char *app, const char *config_var,
 							  hr_error *err);
+/* name is asked or asked_URL (what asking for asked may find) */
+extern int	hr_same_config_var(const char *name, const char *asked);
 
 /* hr_url.c: URLs and hosts */
 /*
@@ -93,12 +95,72 @@ typedef struct hr_response
 	char		etag[256];
 	long		ratelimit_remaining;	/* -1 if absent */
 	long		retry_after;	/* seconds, -1 if absent */
+	char		next_range[512];	/* a list's Next-Range, "" if absent */
+	int			next_range_cut; /* it was longer than next_range holds */
 } hr_response;
 
 extern hr_code hr_http_get(hr_http *h, const hr_settings *s, const char *url,
 						   const char *token, const char *etag, const char *app,
 						   hr_response *resp, hr_error *err);
+extern hr_code hr_http_get_range(hr_http *h, const hr_settings *s, const char *url,
+								 const char *token, const char *etag,
+								 const char *range, const char *app,
+								 hr_response *resp, hr_error *err);
 extern void hr_response_free(hr_response *resp);
+
+/* hr_json.c and hr_feed.c: the release feed (GET /apps) */
+#define HR_FEED_STAMP_MAX		63	/* longest released_at accepted */
+
+/* One app of the account's list. */
+typedef struct hr_feed_app
+{
+	char	   *id;				/* a UUID */
+	char	   *name;
+	char	   *released_at;	/* as the API wrote it; NULL: never released */
+} hr_feed_app;
+
+/* One page of the last listing, for a conditional request next time. */
+typedef struct hr_feed_page
+{
+	char	   *range;			/* the Range sent ("" for none) */
+	char	   *etag;			/* the ETag it answered with ("" if none) */
+	char	   *next_range;		/* its Next-Range; NULL on the last page */
+	int			napps;
+} hr_feed_page;
+
+/* What one listing keeps for the next (zero it to start; hr_feed_reset). */
+typedef struct hr_feed
+{
+	int			page_size;		/* max= of the Range; 0 sends none (API: 200) */
+	int			npages;
+	hr_feed_page *pages;
+} hr_feed;
+
+/* What one listing found. */
+typedef struct hr_feed_listing
+{
+	hr_feed_app *apps;			/* the apps of the pages that answered 200/206 */
+	int			napps;
+	int			apps_seen;		/* every app, those of 304 pages included */
+	int			pages;
+	int			pages_not_modified;
+	int			requests;		/* API requests made, failed ones included */
+	long		ratelimit_remaining;	/* the last RateLimit-Remaining, or -1 */
+} hr_feed_listing;
+
+extern hr_code hr_apps_list_parse(const char *body, size_t len, hr_feed_app **apps,
+								  int *napps, hr_error *err);
+extern void hr_feed_apps_free(hr_feed_app *apps, int n);
+/*
+ * List the account's apps with token, every page conditional on what
+ * feed kept of the last listing; feed is updated only on success.  out is
+ * filled (requests, rate limit) even on failure; free it with
+ * hr_feed_listing_free either way.
+ */
+extern hr_code hr_feed_list(hr_http *h, const hr_settings *s, const char *token,
+							hr_feed *feed, hr_feed_listing *out, hr_error *err);
+extern void hr_feed_listing_free(hr_feed_listing *l);
+extern void hr_feed_reset(hr_feed *feed);
 
 /*
  * hr_resolve.c: the steps of hr_fetch_config_var, for callers that have

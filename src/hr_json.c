@@ -292,3 +292,123 @@ hr_api_error_text(const char *body, size_t len, char *dst, size_t dstlen)
 	}
 	json_object_put(root);
 }
+
+/* Free the first n apps of apps, then apps. */
+void
+hr_feed_apps_free(hr_feed_app *apps, int n)
+{
+	int			i;
+
+	if (apps == NULL)
+		return;
+	for (i = 0; i < n; i++)
+	{
+		free(apps[i].id);
+		free(apps[i].name);
+		free(apps[i].released_at);
+	}
+	free(apps);
+}
+
+/* A string member of obj no longer than max bytes, or NULL. */
+static const char *
+string_member(struct json_object *obj, const char *key, size_t max)
+{
+	struct json_object *v = NULL;
+
+	if (!json_object_object_get_ex(obj, key, &v) ||
+		!json_object_is_type(v, json_type_string) ||
+		(size_t) json_object_get_string_len(v) > max)
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Printable ASCII only: what a timestamp of the API is made of. */
+static int
+is_plain_text(const char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return 0;
+	return 1;
+}
+
+/*
+ * The apps of one page of GET /apps: each element's id (a UUID), name and
+ * released_at (NULL for an app never released).  Anything else is refused
+ * whole: a list the resolver cannot read completely would hide changes.
+ * *apps is malloc'd (free with hr_feed_apps_free), *napps its length.
+ */
+hr_code
+hr_apps_list_parse(const char *body, size_t len, hr_feed_app **apps, int *napps,
+				   hr_error *err)
+{
+	struct json_object *root = parse_whole(body, len);
+	size_t		n;
+	size_t		i;
+	hr_feed_app *out;
+
+	*apps = NULL;
+	*napps = 0;
+	if (root == NULL || !json_object_is_type(root, json_type_array))
+	{
+		hr_error_set(err, HR_EPROTOCOL, "invalid answer from the Heroku API for the apps list");
+		if (root == NULL)
+			hr_error_detail(err, "The answer is not a complete JSON document.");
+		else
+			hr_error_detail(err, "The answer is %s, not a JSON array.", type_name(root));
+		json_object_put(root);
+		return HR_EPROTOCOL;
+	}
+	n = json_object_array_length(root);
+	out = calloc(n > 0 ? n : 1, sizeof(hr_feed_app));
+	if (out == NULL)
+	{
+		json_object_put(root);
+		return hr_error_oom(err);
+	}
+	for (i = 0; i < n; i++)
+	{
+		struct json_object *a = json_object_array_get_idx(root, i);
+		struct json_object *rel = NULL;
+		const char *id = NULL;
+		const char *name = NULL;
+		const char *released = NULL;
+		int			ok = a != NULL && json_object_is_type(a, json_type_object);
+
+		if (ok)
+		{
+			id = string_member(a, "id", 36);
+			name = string_member(a, "name", 30);
+			ok = id && name && hr_valid_app(id) && hr_valid_app(name) &&
+				json_object_object_get_ex(a, "released_at", &rel);
+		}
+		if (ok && !json_object_is_type(rel, json_type_null))
+		{
+			released = string_member(a, "released_at", HR_FEED_STAMP_MAX);
+			ok = released != NULL && is_plain_text(released);
+		}
+		if (!ok)
+		{
+			hr_error_set(err, HR_EPROTOCOL, "invalid answer from the Heroku API for the apps list");
+			hr_error_detail(err, "Element %zu of the list is not an app with an id, a name and a released_at.",
+							i);
+			hr_feed_apps_free(out, (int) i);
+			json_object_put(root);
+			return HR_EPROTOCOL;
+		}
+		out[i].id = hr_strdup(id);
+		out[i].name = hr_strdup(name);
+		out[i].released_at = released ? hr_strdup(released) : NULL;
+		if (out[i].id == NULL || out[i].name == NULL || (released && out[i].released_at == NULL))
+		{
+			hr_feed_apps_free(out, (int) i + 1);
+			json_object_put(root);
+			return hr_error_oom(err);
+		}
+	}
+	json_object_put(root);
+	*apps = out;
+	*napps = (int) n;
+	return HR_OK;
+}

@@ -321,6 +321,19 @@ hr_valid_config_var(const char *name)
 }
 
 /*
+ * Is name what asking for config var asked finds: asked itself, or its
+ * <asked>_URL form (an attachment name)?
+ */
+int
+hr_same_config_var(const char *name, const char *asked)
+{
+	size_t		n = strlen(asked);
+
+	return strcmp(name, asked) == 0 ||
+		(strncmp(name, asked, n) == 0 && strcmp(name + n, "_URL") == 0);
+}
+
+/*
  * Check an app and a config var name as they enter the resolver, with the
  * message a user sees; HR_EINVAL or HR_OK.
  */

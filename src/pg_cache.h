@@ -73,6 +73,9 @@ typedef struct HrCacheEntry
 	uint64		hits;
 	uint64		api_requests;
 	int			last_status;	/* HTTP status of the last answer, 0 if none */
+	TimestampTz changed_at;		/* the release feed or a refresh saw the app
+								 * change then: a value fetched before is
+								 * asked again (pg_cache_revalidate.c) */
 	hr_error	last_err;		/* of the last failure (no secret) */
 	char		api_url[HR_CACHE_API_URL_MAX];
 	char		app[HR_CACHE_APP_MAX];
@@ -98,6 +101,16 @@ typedef struct HrHealServer
 	TimestampTz failed_at;		/* the last failure reported */
 	TimestampTz refreshed_at;	/* the worker's last refresh for it */
 } HrHealServer;
+
+/* What heroku_resolver_status() shows of the release feed (pg_feed.c). */
+typedef struct HrFeedStatus
+{
+	TimestampTz last_listing;	/* the last complete listing */
+	int			apps_seen;		/* apps in it */
+	uint64		changes;		/* apps whose released_at moved, since start */
+	uint64		requests;		/* GET /apps requests, since start */
+	hr_error	last_error;		/* of the last listing; code HR_OK if none */
+} HrFeedStatus;
 
 /* API requests made for one role, in one-minute buckets over an hour. */
 typedef struct HrRoleRate
@@ -127,6 +140,7 @@ typedef struct HrCache
 	HrHealServer heal[HR_HEAL_SLOTS];	/* servers whose connections failed */
 	char		worker_state[64];
 	TimestampTz worker_last_run;
+	HrFeedStatus feed;			/* the release feed (pg_feed.c) */
 	HrCacheEntry entries[FLEXIBLE_ARRAY_MEMBER];
 } HrCache;
 

@@ -253,6 +253,9 @@ typedef enum HrStep
 static bool
 is_hit(const HrLookup *l, const HrCacheEntry *e, TimestampTz now)
 {
+	/* the app changed after the value was fetched: ask, conditionally */
+	if (e->changed_at > e->fetched_at)
+		return false;
 	/*
 	 * fresh: only what a fresh request brought during this statement, e.g.
 	 * for another server of the same app.  A plain request made in this

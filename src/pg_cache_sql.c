@@ -161,23 +161,64 @@ role_requests(const HrRoleRate *roles, TimestampTz now)
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }
 
+/* The 0-based number of the column named name, or -1 (an older definition). */
+static int
+column_of(TupleDesc tupdesc, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < tupdesc->natts; i++)
+		if (strcmp(NameStr(TupleDescAttr(tupdesc, i)->attname), name) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * The release feed's columns (1.2), found by name: a definition without
+ * them (1.1) still works, and their place in the row is the SQL script's.
+ */
+static void
+feed_columns(TupleDesc tupdesc, const HrFeedStatus *f, Datum *values, bool *nulls)
+{
+	int			col;
+
+	if ((col = column_of(tupdesc, "feed_last_listing")) >= 0)
+		values[col] = timestamp_or_null(f->last_listing, &nulls[col]);
+	if ((col = column_of(tupdesc, "feed_apps_seen")) >= 0)
+	{
+		nulls[col] = f->last_listing == 0;
+		values[col] = Int32GetDatum(f->apps_seen);
+	}
+	if ((col = column_of(tupdesc, "feed_changes")) >= 0)
+		values[col] = Int64GetDatum((int64) f->changes);
+	if ((col = column_of(tupdesc, "feed_requests")) >= 0)
+		values[col] = Int64GetDatum((int64) f->requests);
+	if ((col = column_of(tupdesc, "feed_last_error")) >= 0)
+	{
+		nulls[col] = f->last_error.code == HR_OK;
+		values[col] = nulls[col] ? (Datum) 0 : CStringGetTextDatum(f->last_error.message);
+	}
+}
+
 /* heroku_resolver_status(): one row about the cache, the API and the worker. */
 Datum
 heroku_resolver_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	HrCache    *c = hr_cache_get();
-	Datum		values[13];
-	bool		nulls[13];
+	Datum	   *values;
+	bool	   *nulls;
 	int			entries = 0;
 	TimestampTz backoff_until = 0;
 	TimestampTz now = GetCurrentTimestamp();
 	HrRoleRate	roles[HR_CACHE_ROLE_SLOTS];
+	HrFeedStatus feed;
 	int			i;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	memset(nulls, 0, sizeof(nulls));
+	values = palloc0(sizeof(Datum) * Max(tupdesc->natts, 13));
+	nulls = palloc0(sizeof(bool) * Max(tupdesc->natts, 13));
 
 	hr_cache_lock(c);
 	for (i = 0; i < c->nentries; i++)
@@ -201,10 +242,12 @@ heroku_resolver_status(PG_FUNCTION_ARGS)
 	values[10] = Int32GetDatum(c->worker_pid);
 	values[11] = timestamp_or_null(c->worker_last_run, &nulls[11]);
 	memcpy(roles, c->roles, sizeof(roles));
+	feed = c->feed;
 	hr_cache_unlock(c);
 	/* 1.2 added role_requests; a 1.1 definition has 12 columns */
 	if (tupdesc->natts > 12)
 		values[12] = role_requests(roles, now);
+	feed_columns(tupdesc, &feed, values, nulls);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -5,10 +5,11 @@
  *		and user mappings come from a Heroku app's config var, and a refresh
  *		that alters them only when the app's URL changed.
  *
- * These are the SQL-callable functions and the refresh; they call down
- * into pg_fdw_options.c (which option goes where, what changed),
- * pg_fdw_ddl.c (the DDL, as parse trees) and pg_fdw_registry.c (the
- * registry table), which never call back.
+ * These are the SQL-callable functions and the refresh, including
+ * heroku_resolver_refresh() of an app's cache entries and servers; they
+ * call down into pg_fdw_options.c (which option goes where, what changed),
+ * pg_fdw_ddl.c (the DDL, as parse trees), pg_fdw_registry.c (the registry
+ * table) and pg_cache_revalidate.c, which never call back.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +21,7 @@
 #include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -40,6 +42,7 @@ PG_FUNCTION_INFO_V1(heroku_fdw_refresh);
 PG_FUNCTION_INFO_V1(heroku_fdw_refresh_all);
 PG_FUNCTION_INFO_V1(heroku_fdw_unregister);
 PG_FUNCTION_INFO_V1(heroku_fdw_forget_dropped);
+PG_FUNCTION_INFO_V1(heroku_resolver_refresh);
 
 /* ---------- arguments, lookups and checks ---------- */
 
@@ -475,6 +478,72 @@ heroku_fdw_refresh_all(PG_FUNCTION_ARGS)
 			continue;
 		}
 		if (refresh_one(reg, e, work_cxt))
+			nchanged++;
+	}
+	MemoryContextDelete(work_cxt);
+	PG_RETURN_INT32(nchanged);
+}
+
+/*
+ * heroku_resolver_refresh(app, config_var): revalidate now the cache
+ * entries of app and config_var (pg_cache_revalidate.c), then refresh the
+ * registered servers in this database that follow them and that the
+ * caller owns (all for a superuser).  Returns how many entries and servers
+ * changed: a URL that differs, a server or mapping altered; a 304 is no
+ * change.  For one app a failure is raised, as heroku_fdw_refresh() does;
+ * a sweep of every app (app NULL) goes on past a failure with a WARNING,
+ * as heroku_fdw_refresh_all() does.
+ *
+ * NULL means "any" here, as in heroku_resolver_invalidate(), where every
+ * other function refuses a NULL argument (22004).
+ */
+Datum
+heroku_resolver_refresh(PG_FUNCTION_ARGS)
+{
+	char	   *app = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *config_var = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Registry   *reg = hr_registry_for(fcinfo, false);
+	hr_error	err;
+	List	   *entries;
+	ListCell   *lc;
+	int			nchanged;
+	int			nfailed = 0;
+	MemoryContext work_cxt;
+
+	/* the names as they enter; a NULL stands for any, so a valid stand-in is checked */
+	memset(&err, 0, sizeof(err));
+	if (hr_check_names(app ? app : "any", config_var ? config_var : "ANY", &err) != HR_OK)
+		hr_pg_report(ERROR, &err);
+
+	nchanged = hr_cache_revalidate(app, NULL, config_var, app ? NULL : &nfailed);
+
+	entries = hr_registry_list(reg);
+	work_cxt = AllocSetContextCreate(CurrentMemoryContext, "heroku_resolver_refresh",
+									 ALLOCSET_DEFAULT_SIZES);
+	foreach(lc, entries)
+	{
+		RegEntry   *e = (RegEntry *) lfirst(lc);
+		ForeignServer *srv;
+
+		CHECK_FOR_INTERRUPTS();
+		if ((app && pg_strcasecmp(e->app, app) != 0) ||
+			(config_var && !hr_same_config_var(e->config_var, config_var)))
+			continue;
+		/* a dead row (dropped, or another owner's now) is not refreshed; others' are theirs */
+		if (hr_registry_state(e, &srv) != REG_LIVE ||
+			!hr_server_ownercheck(srv->serverid, GetUserId()))
+			continue;
+		e->server = pstrdup(srv->servername);
+		MemoryContextReset(work_cxt);
+		if (app)
+		{
+			/* one app: a failure is raised, as heroku_fdw_refresh() does */
+			RegEntry   *locked = hr_registry_lookup(reg, e->server, &srv);
+
+			if (refresh_server(reg, locked, srv))
+				nchanged++;
+		}
+		else if (refresh_one(reg, e, work_cxt))
 			nchanged++;
 	}
 	MemoryContextDelete(work_cxt);

@@ -64,4 +64,13 @@ extern int	hr_heal_worker_round(void);
 /* pg_worker.c */
 extern void hr_worker_init(void);
 
+/* pg_feed.c: the release feed, run by the worker */
+extern int	hr_watch_interval_ms;
+extern void hr_feed_init(void);
+extern void hr_feed_round(void);
+
+/* pg_cache_revalidate.c: heroku_resolver_refresh() and the feed */
+extern int	hr_cache_revalidate(const char *app, const char *alias,
+								const char *config_var, int *failed);
+
 #endif							/* PG_HEROKU_H */

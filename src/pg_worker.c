@@ -10,6 +10,9 @@
  * server of an (app, config var) and the cache hands that answer, or its
  * failure, to the others, so a round asks once per (app, config var).
  *
+ * The same worker runs the release feed (pg_feed.c) every
+ * heroku.watch_interval; it is idle only when both intervals are 0.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -147,6 +150,43 @@ refresh_round(void)
 	return ready;
 }
 
+/* "idle" when something is scheduled, else "off". */
+static const char *
+idle_state(void)
+{
+	return hr_refresh_interval_ms > 0 || hr_watch_interval_ms > 0 ? "idle" : "off";
+}
+
+/* After a failed round: log the error and undo the round's transaction. */
+static void
+recover(MemoryContext round_cxt)
+{
+	MemoryContextSwitchTo(round_cxt);
+	EmitErrorReport();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* One round of the release feed, surviving its failures. */
+static void
+feed_round(MemoryContext round_cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(round_cxt);
+
+	PG_TRY();
+	{
+		hr_feed_round();
+	}
+	PG_CATCH();
+	{
+		recover(round_cxt);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(round_cxt);
+}
+
 /*
  * Refresh at once the foreign servers whose connections failed (pg_heal.c
  * wakes us); an error is logged and undone, the next failure tries again.
@@ -162,11 +202,7 @@ heal_round(MemoryContext round_cxt)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(round_cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		pgstat_report_activity(STATE_IDLE, NULL);
+		recover(round_cxt);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(old);
@@ -178,6 +214,7 @@ hr_worker_main(Datum main_arg)
 {
 	MemoryContext round_cxt;
 	TimestampTz next_run = 0;
+	volatile TimestampTz next_feed = 0;
 	volatile bool waiting_logged = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -188,7 +225,7 @@ hr_worker_main(Datum main_arg)
 
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "heroku_resolver refresher",
 									  ALLOCSET_DEFAULT_SIZES);
-	hr_cache_set_worker_state(hr_refresh_interval_ms > 0 ? "idle" : "off", false);
+	hr_cache_set_worker_state(idle_state(), false);
 	ereport(LOG,
 			(errmsg("heroku_resolver refresher started in database \"%s\"", hr_database)));
 
@@ -203,7 +240,18 @@ hr_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			next_run = 0;
-			hr_cache_set_worker_state(hr_refresh_interval_ms > 0 ? "idle" : "off", false);
+			next_feed = 0;
+			hr_cache_set_worker_state(idle_state(), false);
+		}
+
+		/* the feed first: its first listing is made at start */
+		if (hr_watch_interval_ms > 0 &&
+			(next_feed == 0 || GetCurrentTimestamp() >= next_feed))
+		{
+			TimestampTz started = GetCurrentTimestamp();
+
+			feed_round(round_cxt);
+			next_feed = TimestampTzPlusMilliseconds(started, hr_watch_interval_ms);
 		}
 		if (hr_heal)
 			heal_round(round_cxt);
@@ -239,11 +287,7 @@ hr_worker_main(Datum main_arg)
 				PG_CATCH();
 				{
 					/* log it, undo the round, try again next interval */
-					MemoryContextSwitchTo(round_cxt);
-					EmitErrorReport();
-					FlushErrorState();
-					AbortCurrentTransaction();
-					pgstat_report_activity(STATE_IDLE, NULL);
+					recover(round_cxt);
 					hr_cache_set_worker_state("idle after an error", true);
 				}
 				PG_END_TRY();
@@ -253,6 +297,13 @@ hr_worker_main(Datum main_arg)
 													   hr_refresh_interval_ms);
 			}
 			timeout = Max(1, (long) ((next_run - GetCurrentTimestamp()) / 1000));
+			events |= WL_TIMEOUT;
+		}
+		if (hr_watch_interval_ms > 0)
+		{
+			long		until_feed = Max(1, (long) ((next_feed - GetCurrentTimestamp()) / 1000));
+
+			timeout = timeout < 0 ? until_feed : Min(timeout, until_feed);
 			events |= WL_TIMEOUT;
 		}
 

@@ -39,6 +39,7 @@ heroku.api_url = '$mock_url'
 heroku.allow_local_hosts = on
 heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'
 heroku.netrc_file = '/dev/null'
+heroku.watch_interval = 0
 heroku.refresh_interval = '1s'
 heroku.database = 'postgres'
 });

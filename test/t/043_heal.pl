@@ -26,6 +26,7 @@ my $node = PostgreSQL::Test::Cluster->new('heal');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'heroku_resolver'
+heroku.watch_interval = 0
 heroku.api_url = '$mock_url'
 heroku.allow_local_hosts = on
 heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'

@@ -31,6 +31,7 @@ my $node = PostgreSQL::Test::Cluster->new('isolation');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'heroku_resolver'
+heroku.watch_interval = 0
 heroku.api_url = '$mock_url'
 heroku.netrc_file = '/dev/null'
 log_min_messages = debug1
