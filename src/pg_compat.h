@@ -149,6 +149,11 @@ hr_InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 	pg_proc_aclcheck((procid), (roleid), (mode))
 #endif
 
+/* 14 made string keys of dynahash explicit; before, they were the default. */
+#if PG_VERSION_NUM < 140000
+#define HASH_STRINGS 0
+#endif
+
 /* 18 dropped ExecutorRun's execute_once. */
 #if PG_VERSION_NUM >= 180000
 #define HR_EXECUTOR_RUN_PARAMS \
