@@ -29,6 +29,8 @@ PACKAGES=(
 	dpkg-dev
 	debhelper
 	postgresql-server-dev-all
+	lintian
+	autopkgtest
 	# memory checks (test/checks/valgrind.sh)
 	valgrind
 	# fuzz and sanitizer checks (test/checks/fuzz.sh, asan.sh)
