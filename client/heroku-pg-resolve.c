@@ -153,34 +153,11 @@ usage_error(const char *fmt, const char *arg)
 	return EX_USAGE;
 }
 
-/* Exit code for a resolver error. */
+/* Exit code for a resolver error: the one mapping, shared with watch. */
 static int
 exit_code_for(const hr_error *err)
 {
-	switch (err->code)
-	{
-		case HR_OK:
-			return EX_OK;
-		case HR_EINVAL:
-		case HR_ETOKENFILE:
-			return EX_CONFIG;
-		case HR_ENOTOKEN:
-		case HR_EAUTH:
-		case HR_EFORBIDDEN:
-			return EX_NOPERM;
-		case HR_ENOTFOUND:
-			return EX_NOINPUT;
-		case HR_ERATELIMIT:
-		case HR_EUNAVAILABLE:
-			return EX_UNAVAILABLE;
-		case HR_EPROTOCOL:
-		case HR_EBADURL:
-			return EX_DATAERR;
-		case HR_ECANCELED:
-		case HR_ENOMEM:
-			return EX_SOFTWARE;
-	}
-	return EX_SOFTWARE;
+	return hr_watch_exit_code(err->code);
 }
 
 /*

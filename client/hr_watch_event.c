@@ -14,41 +14,8 @@
 #include <json-c/json.h>
 
 #include "heroku_resolver.h"
+#include "hr_internal.h"
 #include "hr_watch_event.h"
-
-/* Parse body as exactly one JSON value (strict), or NULL. */
-static struct json_object *
-parse_whole(const char *body, size_t len)
-{
-	struct json_tokener *tok;
-	struct json_object *obj;
-	size_t		used;
-
-	if (len > (size_t) HR_WEBHOOK_MAX_BODY)
-		return NULL;
-	tok = json_tokener_new();
-	if (tok == NULL)
-		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	obj = json_tokener_parse_ex(tok, body, (int) len);
-	if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success)
-	{
-		json_object_put(obj);
-		json_tokener_free(tok);
-		return NULL;
-	}
-	used = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-	while (used < len && (body[used] == ' ' || body[used] == '\t' ||
-						  body[used] == '\r' || body[used] == '\n'))
-		used++;
-	if (used != len)
-	{
-		json_object_put(obj);
-		return NULL;
-	}
-	return obj;
-}
 
 /* obj.key as an object, or NULL */
 static struct json_object *
@@ -105,7 +72,7 @@ hr_webhook_parse(const char *body, size_t len, hr_webhook_event *ev)
 	memset(ev, 0, sizeof(*ev));
 	if (body == NULL)
 		return HR_WEBHOOK_MALFORMED;
-	root = parse_whole(body, len);
+	root = len > (size_t) HR_WEBHOOK_MAX_BODY ? NULL : hr_json_parse_whole(body, len);
 	if (root == NULL)
 		return HR_WEBHOOK_MALFORMED;
 	if (!json_object_is_type(root, json_type_object))

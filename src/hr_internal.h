@@ -84,6 +84,14 @@ extern hr_code hr_api_url_check(const char *api_url, hr_error *err);
 /* hr_conninfo.c: append a copy of kw=val; 0 when out of memory. */
 extern int	hr_conninfo_add(hr_conninfo *ci, const char *kw, const char *val);
 
+/*
+ * hr_json.c: body as exactly one strict JSON value of at most
+ * HR_MAX_BODY_BYTES, or NULL (not JSON, truncated, trailing bytes); the
+ * caller puts it.  Only files that include json-c may call it.
+ */
+struct json_object;
+extern struct json_object *hr_json_parse_whole(const char *body, size_t len);
+
 /* hr_json.c: "id: message" of a Heroku error body, or "". */
 extern void hr_api_error_text(const char *body, size_t len, char *dst, size_t dstlen);
 

@@ -30,8 +30,8 @@ tokener_free_wiped(struct json_tokener *tok)
 	json_tokener_free(tok);
 }
 
-static struct json_object *
-parse_whole(const char *body, size_t len)
+struct json_object *
+hr_json_parse_whole(const char *body, size_t len)
 {
 	struct json_tokener *tok;
 	struct json_object *obj;
@@ -177,7 +177,7 @@ hr_config_vars_pick(const char *body, size_t len, const char *app,
 
 	*value = NULL;
 	*used_name = NULL;
-	root = parse_whole(body, len);
+	root = hr_json_parse_whole(body, len);
 	if (root == NULL)
 	{
 		hr_error_set(err, HR_EPROTOCOL,
@@ -276,7 +276,7 @@ hr_api_error_text(const char *body, size_t len, char *dst, size_t dstlen)
 	dst[0] = '\0';
 	if (body == NULL || len == 0)
 		return;
-	root = parse_whole(body, len);
+	root = hr_json_parse_whole(body, len);
 	if (root == NULL)
 		return;
 	if (json_object_is_type(root, json_type_object))
@@ -343,7 +343,7 @@ hr_code
 hr_apps_list_parse(const char *body, size_t len, hr_feed_app **apps, int *napps,
 				   hr_error *err)
 {
-	struct json_object *root = parse_whole(body, len);
+	struct json_object *root = hr_json_parse_whole(body, len);
 	size_t		n;
 	size_t		i;
 	hr_feed_app *out;
