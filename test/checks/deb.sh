@@ -159,6 +159,28 @@ want heroku-pg-resolve /usr/bin/heroku-pg-resolve /usr/share/man/man1/heroku-pg-
 for p in libheroku-resolver1 libheroku-resolver-dev heroku-pg-resolve; do
 	[[ $(dpkg-deb -f "$(deb "$p")" Maintainer) == "$who" ]] || die "$p's Maintainer is not $who"
 done
+# Upgrades from the previous release: a file that moved to a package of another name needs that
+# package to Break and Replace the old one (policy 7.6.1), or dpkg stops the upgrade with
+# "trying to overwrite".  The previous release's file lists are in test/checks/lib.
+prev=test/checks/lib/deb-previous.files
+prevver=$(awk '$1 == "version" { print $2 }' "$prev")
+moved=0
+for d in "${debs[@]}"; do
+	p=$(dpkg-deb -f "$d" Package)
+	while read -r old path; do
+		[[ $old != "$p" ]] || continue
+		files "$d" | grep -qxF "$path" || continue
+		moved=$((moved + 1))
+		for rel in Breaks Replaces; do
+			dpkg-deb -f "$d" "$rel" | tr ',' '\n' | sed 's/^ *//' | grep -qE "^$old \(<< [^)]+\)$" ||
+				die "$p ships $path, which $old $prevver shipped, but does not $rel: $old (<< $debver~)"
+			v=$(dpkg-deb -f "$d" "$rel" | tr ',' '\n' | sed -n "s/^ *$old (<< \([^)]*\))$/\1/p")
+			dpkg --compare-versions "$prevver" lt "$v" && dpkg --compare-versions "$v" le "$debver" ||
+				die "$p: $rel: $old (<< $v) does not cover $prevver or names a version after $debver"
+		done
+	done < <(grep -v '^#\|^version ' "$prev" | sed "s/MULTIARCH/$libarch/")
+done
+say "upgrade from $prevver: $moved moved files, each package that took one Breaks and Replaces its old package"
 apt-get install --simulate -q "${debs[@]}" </dev/null >"$WORK/apt.log" 2>&1 || {
 	tail -n 20 "$WORK/apt.log"
 	die "apt-get install --simulate: the packages cannot be installed here"
