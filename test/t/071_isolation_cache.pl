@@ -4,6 +4,7 @@
 #      bundle is not served what the first one verified
 #   1. a waiter on another token's request does not take its error
 #   5. a full cache: a caller evicts its own entries before another token's
+#      (alice and sam are two accounts; rob's token is read-only)
 # The cluster is preloaded, with the smallest shared cache (16 entries), and
 # asks the mock over TLS.
 use strict;
@@ -18,7 +19,7 @@ use lib $FindBin::Bin;
 use HrTest;
 
 need_env(qw(HEROKU_MOCK_TLS_URL HR_TEST_CA HR_EXPIRED_CA HR_API_KEY_FILE HR_READONLY_KEY_FILE
-	HR_MOCKCTL HR_PGBIN));
+	HR_SECOND_KEY_FILE HR_MOCKCTL HR_PGBIN));
 my $tls_url = $ENV{HEROKU_MOCK_TLS_URL};
 
 my $pw = 'CacheIsolationPw2207';
@@ -44,9 +45,11 @@ $node->safe_psql('postgres', qq{
 CREATE EXTENSION heroku_resolver;
 CREATE ROLE alice LOGIN;
 CREATE ROLE rob LOGIN;
+CREATE ROLE sam LOGIN;
 ALTER ROLE alice SET heroku.api_key_file = '$ENV{HR_API_KEY_FILE}';
 ALTER ROLE rob SET heroku.api_key_file = '$ENV{HR_READONLY_KEY_FILE}';
-GRANT EXECUTE ON FUNCTION heroku_dblink_url(text, text) TO alice, rob;
+ALTER ROLE sam SET heroku.api_key_file = '$ENV{HR_SECOND_KEY_FILE}';
+GRANT EXECUTE ON FUNCTION heroku_dblink_url(text, text) TO alice, rob, sam;
 });
 
 # psql as ROLE with verbose errors: (stdout, stderr)
@@ -58,8 +61,6 @@ sub as_role
 	return ($out, $err);
 }
 
-# one mock process serves both ports and counts both
-sub tls_count { return mock_count($_[0]) }
 
 # ---- 1: the CA bundle is part of the key
 my ($out, $err) = as_role('alice', "SELECT heroku_dblink_url('$app')");
@@ -73,12 +74,12 @@ unlike($out . $err, qr/\Q$pw\E/,
 	'(1) the same token with a CA bundle that does not trust the API gets nothing from the cache');
 like($err, qr/ERROR:  08\w\w\w:.*(certificate|SSL|TLS)/is,
 	'(1) it asks the API itself, and the TLS verification fails');
-is(tls_count($path), 0, '(1) that failed request never reached the API');
+is(mock_count($path), 0, '(1) that failed request never reached the API');
 ($out, $err) = as_role('postgres', qq{
 SET heroku.api_key_file = '$ENV{HR_API_KEY_FILE}';
 SELECT heroku_dblink_url('$app')});
 like($out, qr/host='db\.example\.com'/, '(1) the same token and CA bundle are served from the cache');
-is(tls_count($path), 0, '(1) without a request');
+is(mock_count($path), 0, '(1) without a request');
 
 # ---- 1: errors are shared only within one token
 $node->safe_psql('postgres', 'SELECT heroku_resolver_invalidate()');
@@ -107,23 +108,24 @@ mock('put-app', $_, '--var', "DATABASE_URL=postgres://e:$pw\@$_.example.com:5432
 my $each = join(";\n", map { "SELECT heroku_dblink_url('$_') IS NOT NULL" } @apps);
 ($out, $err) = as_role('alice', $each);
 is(($out =~ tr/t//), 15, '(5) alice fills 15 of the 16 entries');
-# rob's unknown apps are cached as 404s: the first takes the last free entry,
-# each next one must evict rob's own, not one of alice's (all older than his)
-for my $x ('a' .. 'e')
+# sam (another account) resolves his own apps: the first takes the last free
+# entry, each next one must evict sam's own, not one of alice's (all older)
+my @sams = map { "ev-sam-$_" } 1 .. 5;
+mock('put-app', $_, '--var', "DATABASE_URL=postgres://s:$pw\@$_.example.com:5432/s") for @sams;
+for my $s (@sams)
 {
-	($out, $err) = as_role('rob', "SELECT heroku_dblink_url('no-such-ev-$x')");
-	like($err, qr/42704/, "(5) rob's lookup of unknown app $x is 42704");
+	($out, $err) = as_role('sam', "SELECT heroku_dblink_url('$s')");
+	like($out, qr/host='\Q$s\E\.example\.com'/, "(5) sam resolves $s");
 }
 mock('reset-counts');
 ($out, $err) = as_role('alice', $each);
 is(($out =~ tr/t//), 15, "(5) alice's 15 entries are served again");
-is(tls_count('/config-vars'), 0, "(5) without a request: rob evicted none of them");
-mock('reset-counts');
-($out, $err) = as_role('rob', "SELECT heroku_dblink_url('no-such-ev-e')");
-is(tls_count('/config-vars'), 0, "(5) rob's newest negative answer is still cached");
-($out, $err) = as_role('rob', "SELECT heroku_dblink_url('no-such-ev-a')");
-is(tls_count('/config-vars'), 1, "(5) his oldest was the one evicted");
+is(mock_count('/config-vars'), 0, '(5) without a request: sam evicted none of them');
+($out, $err) = as_role('sam', "SELECT heroku_dblink_url('$sams[-1]')");
+is(mock_count('/config-vars'), 0, "(5) sam's newest entry is still cached");
+($out, $err) = as_role('sam', "SELECT heroku_dblink_url('$sams[0]')");
+is(mock_count('/config-vars'), 1, '(5) his oldest was the one evicted');
 
-mock('delete-app', $_) for @apps, $app;
+mock('delete-app', $_) for @apps, @sams, $app;
 $node->stop;
 done_testing();
