@@ -412,7 +412,7 @@ setup_remote() {
 # tokens.json, mock-data.json and db-state.json (what rotate.sh knows about each app's URL).
 # Secrets reach Python through its environment, never its command line.
 write_mock_files() {
-	HR_TOKEN=$1 HR_RO_TOKEN=$2 HR_APP_PW=$3 HR_APP2_PW=$4 HR_QUIRKY_PW=$5 \
+	HR_TOKEN=$1 HR_RO_TOKEN=$2 HR_APP_PW=$3 HR_APP2_PW=$4 HR_QUIRKY_PW=$5 HR_TOKEN2=$6 \
 		HR_TEST_DIR=$HR_TEST_DIR HR_REMOTE_PORT=$HR_REMOTE_PORT HR_REMOTE2_PORT=$HR_REMOTE2_PORT \
 		MYAPP_ID=$MYAPP_ID QUIRKY_ID=$QUIRKY_ID OTHER_ID=$OTHER_ID \
 		"$PY" - <<'PYEOF'
@@ -442,6 +442,7 @@ other_url = url("app_user", e["HR_APP2_PW"], e["HR_REMOTE2_PORT"])
 write("tokens.json", {
     e["HR_TOKEN"]: {"email": "test@example.com", "scope": "global"},
     e["HR_RO_TOKEN"]: {"email": "ro@example.com", "scope": "read"},
+    e["HR_TOKEN2"]: {"email": "second@example.com", "scope": "global"},
 })
 write("mock-data.json", {"apps": {
     "myapp": {"id": e["MYAPP_ID"], "config_vars": {
@@ -540,6 +541,7 @@ export HR_MOCK_LOG=$HR_TEST_DIR/mock.log
 export HR_TOKENS_FILE=$HR_TEST_DIR/tokens.json
 export HR_API_KEY_FILE=$HR_TEST_DIR/api_key
 export HR_READONLY_KEY_FILE=$HR_TEST_DIR/api_key_readonly
+export HR_SECOND_KEY_FILE=$HR_TEST_DIR/api_key_second
 export HR_NETRC_FILE=$HR_TEST_DIR/netrc
 export HR_TEST_CA=$t/ca.crt
 export HR_SERVER_CERT=$t/server.crt
@@ -581,13 +583,15 @@ cmd_start() {
 	umask 077
 	token=HRKU-$(openssl rand -hex 24)
 	ro_token=HRKU-$(openssl rand -hex 24)
+	token2=HRKU-$(openssl rand -hex 24) # a second account, for isolation tests
 	app_pw=$(openssl rand -hex 16)
 	app2_pw=$(openssl rand -hex 16)
 	quirky_pw="p'a\\ss w@r:d/%#?\"é$(openssl rand -hex 8)"
 	printf '%s\n' "$token" >"$HR_TEST_DIR/api_key"
 	printf '%s\n' "$ro_token" >"$HR_TEST_DIR/api_key_readonly"
+	printf '%s\n' "$token2" >"$HR_TEST_DIR/api_key_second"
 	printf 'machine 127.0.0.1 login test@example.com password %s\n' "$token" >"$HR_TEST_DIR/netrc"
-	write_mock_files "$token" "$ro_token" "$app_pw" "$app2_pw" "$quirky_pw"
+	write_mock_files "$token" "$ro_token" "$app_pw" "$app2_pw" "$quirky_pw" "$token2"
 	umask 022
 	if [[ $(id -u) -eq 0 ]]; then chown -R postgres:postgres "$HR_TEST_DIR"; fi
 

@@ -16,6 +16,7 @@ chmod 600 "$patterns"
 {
 	head -n1 "$d/api_key"
 	head -n1 "$d/api_key_readonly"
+	head -n1 "$d/api_key_second"
 	cat "$d/secrets.history"
 } | /usr/bin/python3 -c '
 import sys

@@ -940,6 +940,39 @@ SKIP:
 	rotate('myapp', '--failover') if $moved;
 }
 
+# ------------------------------------------------------------------ hostile config var values
+# The client applies the extension's keyword allow-list and socket ban (hosts on this machine
+# stay allowed: a developer's own set-up), and says which keyword, never its value.
+{
+	my $hpw = 'ClientHostilePw4711';
+	add_secret($hpw);
+	my @hostile = (
+		[ 'passfile', "postgres://u:$hpw\@db.example.com/d?passfile=%2Ftmp%2Fhostile-pass", qr/"passfile".*not allowed/ ],
+		[ 'service', "postgres://u:$hpw\@db.example.com/d?service=hostile-svc", qr/"service".*not allowed/ ],
+		[ 'sslkey', "postgres://u:$hpw\@db.example.com/d?sslkey=%2Ftmp%2Fhostile.key", qr/"sslkey".*not allowed/ ],
+		[ 'options', "postgres://u:$hpw\@db.example.com/d?options=-c%20hostile%3Don", qr/"options".*not allowed/ ],
+		[ 'socket in a host list', "postgres://u:$hpw\@db.example.com,%2Fvar%2Frun%2Fpostgresql/d", qr/Unix socket/ ],
+		[ 'empty host list element', "postgres://u:$hpw\@db.example.com,:5432/d", qr/Unix socket/ ],
+	);
+	for my $h (@hostile)
+	{
+		my ($what, $url, $re) = @$h;
+		mockctl('set-var', 'myapp', 'HOSTILE_URL', $url);
+		for my $mode ([], ['--url'])
+		{
+			my $r = cli(args => [ @$mode, 'myapp', 'HOSTILE_URL' ]);
+			my $name = "hostile config var, $what" . (@$mode ? ' (--url)' : '');
+			is_error($r, 65, $re, $name);
+			unlike($r->{err}, qr/hostile-|\/tmp\/|\/var\/run/, "$name: the value is not shown");
+		}
+	}
+	mockctl('set-var', 'myapp', 'HOSTILE_URL', "postgres://u:$hpw\@127.0.0.1:5432/d");
+	my $r = cli(args => [ 'myapp', 'HOSTILE_URL' ], secret_out => 1);
+	ok($r->{rc} == 0 && $r->{out} =~ /host='?127\.0\.0\.1'?/,
+		'hostile config var: a host on this machine is allowed on the client side') or diag(mask($r->{err}));
+	mockctl('unset-var', 'myapp', 'HOSTILE_URL');
+}
+
 # ------------------------------------------------------------------ leaks and exit code list
 
 ok(!has_secret($ALL_OUTPUT), 'no token or password in any stderr (nor in stdout outside the resolve modes)');
