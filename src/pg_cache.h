@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * pg_cache.h
- *		The resolution cache's layout, shared by its three files:
- *		pg_cache.c (the store), pg_cache_resolve.c (the resolve path) and
- *		pg_cache_sql.c (the SQL functions that show and clear it).
+ *		The resolution cache's layout, shared by its four files:
+ *		pg_cache.c (the store), pg_cache_resolve.c (the resolve path),
+ *		pg_cache_token.c (the caller's token digest, remembered per backend)
+ *		and pg_cache_sql.c (the SQL functions that show and clear it).
  *
  *-------------------------------------------------------------------------
  */
@@ -173,6 +174,10 @@ extern void hr_cache_make_key(HrCache *c, HrCacheKey *key, const char *api_url,
 							  const char *app, const char *config_var,
 							  const char *token, const char *ca_file);
 extern void hr_cache_key_finish(HrCacheKey *key);
+/* pg_cache_token.c */
+extern void hr_cache_caller_key(HrCache *c, HrCacheKey *key, const hr_settings *s,
+								const char *api_url, const char *app,
+								const char *config_var);
 extern HrCacheEntry *hr_cache_find_entry(HrCache *c, const HrCacheKey *key);
 extern HrCacheEntry *hr_cache_new_entry(HrCache *c, const HrCacheKey *key,
 										TimestampTz now);

@@ -530,18 +530,14 @@ hr_cache_resolve(const hr_settings *s, const char *app, const char *config_var,
 	const char *api_url = (s->api_url && s->api_url[0]) ? s->api_url : HR_DEFAULT_API_URL;
 	HrLookup   *l;
 	hr_error	err;
-	char	   *token;
 	char	   *url;
 
 	(void) hr_pg_http();		/* may throw: before any flight */
 
 	/* the caller's own token decides what it may be served */
 	memset(&err, 0, sizeof(err));
-	if (hr_prepare_request(s, app, config_var, &token, &err) != HR_OK)
-		hr_pg_report(ERROR, &err);
 	l = palloc0(sizeof(HrLookup));
-	hr_cache_make_key(c, &l->key, api_url, app, config_var, token, s->ca_file);
-	hr_free_secret(token);
+	hr_cache_caller_key(c, &l->key, s, api_url, app, config_var);
 	hr_served_set(&hr_cache_last_served, &l->key);
 	if (hr_cache_ttl_ms == 0)
 		return resolve_uncached(c, s, &l->key, used_var);

@@ -81,6 +81,30 @@ SELECT heroku_dblink_url('$app')});
 like($out, qr/host='db\.example\.com'/, '(1) the same token and CA bundle are served from the cache');
 is(mock_count($path), 0, '(1) without a request');
 
+# ---- 1: a backend remembers its token's digest, but never past a change of the file
+# (one session; the file is rewritten in place with a token of the same length)
+my $kdir = PostgreSQL::Test::Utils::tempdir;
+my $kf = "$kdir/api_key";
+PostgreSQL::Test::Utils::append_to_file($kf, slurp_file($ENV{HR_API_KEY_FILE}));
+($out, $err) = as_role('postgres', qq{
+SET heroku.api_key_file = '$kf';
+SELECT pg_sleep(0.3);
+SELECT 'a:' || (heroku_dblink_url('$app') LIKE '%host=%');
+SELECT 'b:' || (heroku_dblink_url('$app') LIKE '%host=%');
+\\! cp '$ENV{HR_READONLY_KEY_FILE}' '$kf'
+SELECT 'c:' || heroku_dblink_url('$app');
+\\! cp '$ENV{HR_API_KEY_FILE}' '$kf'
+SELECT 'd:' || (heroku_dblink_url('$app') LIKE '%host=%');
+SELECT pg_sleep(0.3);
+\\! cp '$ENV{HR_READONLY_KEY_FILE}' '$kf'
+SELECT 'e:' || heroku_dblink_url('$app');
+});
+like($out, qr/^a:true\nb:true$/m, '(1) a session served twice from its token file');
+unlike($out . $err, qr/\Q$pw\E|^c:|^e:/m,
+	'(1) the same session, after its token file was rewritten with a read-only token, is not served');
+like($err, qr/42501.*42501/s, '(1) it asks with the new token and gets its 42501, each time');
+like($out, qr/^d:true$/m, '(1) and when the file holds the old token again, it is served again');
+
 # ---- 1: errors are shared only within one token
 $node->safe_psql('postgres', 'SELECT heroku_resolver_invalidate()');
 mock('fault', 'delay', '--seconds', '2', '--path', "^$path", '--count', '1');
