@@ -613,7 +613,7 @@ is($rc, 0, 'authorization: exit status 0');
 	my $before = slurp($svc2);
 	mockctl('fault', 'status', '--status', '503', '--count', '100000');
 	my $pw2 = set_url('watch-b');
-	ok(wait_until(sub { watch_log($W) =~ /feed: the Heroku API answered HTTP 503/ }, 10), 'outage: the feed failure is logged');
+	ok(wait_until(sub { watch_log($W) =~ /feed: the Heroku API failed while listing apps \(HTTP 503\b/ }, 10), 'outage: the feed failure is logged');
 	is(slurp($svc2), $before, 'outage: the old entry is kept');
 	mockctl('clear-faults');
 	ok(wait_until(sub { (section_value($svc2, 'wb', 'password') // '') eq $pw2 }, 15),
