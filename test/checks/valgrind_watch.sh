@@ -10,37 +10,17 @@
 # test/install-deps.sh, which test/run-tests.sh runs first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-
-say() { echo "valgrind-watch: $*"; }
-: "${HEROKU_MOCK_URL:?run through test/run-tests.sh}"
-command -v valgrind >/dev/null || { say "valgrind not found (test/install-deps.sh installs it)"; exit 1; }
 # shellcheck source=test/checks/lib/watch_drive.bash
 . test/checks/lib/watch_drive.bash
 
-build=$(mktemp -d)
-trap 'rm -rf "$build"; watch_cleanup' EXIT
-version=$(sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" heroku_resolver.control)
-incdir=$(pg_config --includedir)
-gcc -g -O0 -D_GNU_SOURCE "-DHR_VERSION=\"$version\"" -I. -Isrc -Iclient "-I$incdir" \
-	-o "$build/heroku-pg-resolve" client/heroku-pg-resolve.c client/hr_service.c \
-	client/hr_service_file.c client/hr_exec.c client/hr_watch*.c src/hr_*.c client/hr_client.c \
-	-lcurl -ljson-c -lpq -lmicrohttpd -lcrypto -lpthread
-
-fail=0
-watch_drive valgrind-watch "${HR_WATCH_VALGRIND_PORT:-50399}" 20 valgrind --quiet \
-	--leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
-	--error-exitcode=97 --num-callers=40 --log-file="$build/vg.log" \
-	"$build/heroku-pg-resolve" || fail=1
+watch_setup valgrind-watch valgrind
+watch_build gcc -g -O0
+vg=$WATCH_WORK/valgrind.log
+watch_drive "${HR_WATCH_VALGRIND_PORT:-50399}" 20 valgrind --quiet --leak-check=full \
+	--show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=97 \
+	--num-callers=40 --log-file="$vg" "$WATCH_WORK/heroku-pg-resolve" || true
 # the exit status (97) says it; the report says what
-watch_check 'valgrind: no error, no definite leak' \
-	bash -c "! grep -qE 'ERROR SUMMARY: [1-9]|definitely lost in|^==[0-9]+== (Invalid|Conditional|Use of uninit|Syscall param|Mismatched|Source and dest)' '$build/vg.log'"
-fail=$((fail | WATCH_FAILED))
-if [[ -s $build/vg.log ]]; then
-	grep -v -i 'postgres://\|password' "$build/vg.log" | head -200
-fi
+watch_check 'valgrind: no error, no definite leak' bash -c "! grep -qE \
+	'ERROR SUMMARY: [1-9]|definitely lost in|^==[0-9]+== (Invalid|Conditional|Use of uninit|Syscall param|Mismatched|Source and dest)' '$vg'"
+if [[ -s $vg ]]; then grep -v -i 'postgres://\|password' "$vg" | head -200; fi
 watch_drive_end
-if ((fail)); then
-	say "FAILED (exit status 97 is valgrind's: see its report above)"
-	exit 1
-fi
-say "heroku-pg-resolve watch clean under valgrind memcheck"

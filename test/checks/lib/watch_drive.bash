@@ -8,15 +8,19 @@
 # SIGHUP, then SIGTERM.  Needs the test environment's variables (test/run-tests.sh sets them)
 # and the checkout as the working directory.
 #
-#   watch_drive NAME PORT SLOW CMD...
-#       NAME: the check's name in messages; PORT: the port the watcher listens on; SLOW: how
-#       many times longer than natively its waits may take (1 natively, 20 under valgrind);
-#       CMD...: the watcher's command line up to "watch" (the tool, its options, the binary).
-#       Prints "ok - ..." or "NAME: FAILED: ..." per check.  Returns 1 if any failed; leaves
-#       the watcher's exit status in WATCH_RC and its standard error in $WATCH_WORK/err (the
-#       caller checks its tool's report there, then calls watch_drive_end).
-#   watch_drive_end     print the log's tail (no password line) when something failed; clean up
-#   watch_cleanup       the same clean-up, for the caller's EXIT trap (stops a watcher left running)
+#   watch_setup NAME TOOL   NAME: the check's name in messages; TOOL: a program it needs (from
+#                           test/install-deps.sh).  Makes $WATCH_WORK, cleaned up at exit.
+#   watch_build CC FLAGS... build the command (every file of it and of the core) with the
+#                           compiler CC and FLAGS as $WATCH_WORK/heroku-pg-resolve
+#   watch_drive PORT SLOW CMD...
+#       PORT: the port the watcher listens on; SLOW: how many times longer than natively its
+#       waits may take (1 natively, 20 under valgrind); CMD...: the watcher's command line up
+#       to "watch" (the tool, its options, the binary).  Prints "ok - ..." or "NAME: FAILED:
+#       ..." per check.  Returns 1 if any failed; leaves the watcher's exit status in WATCH_RC
+#       and its standard error in $WATCH_WORK/err (the caller checks its tool's report there,
+#       with watch_check, then calls watch_drive_end).
+#   watch_drive_end         print the log's tail (no password line) when something failed,
+#                           clean up, and exit 1 if anything failed, else say it is clean
 
 WATCH_PY=/usr/bin/python3
 WATCH_MOCKCTL=test/mockctl.py
@@ -26,6 +30,27 @@ WATCH_PID=''
 WATCH_RC=''
 WATCH_FAILED=0
 WATCH_SETTINGS=''
+WATCH_NAME=''
+
+watch_setup() {
+	WATCH_NAME=$1
+	: "${HEROKU_MOCK_URL:?run through test/run-tests.sh}"
+	command -v "$2" >/dev/null || { echo "$WATCH_NAME: $2 not found (test/install-deps.sh installs it)"; exit 1; }
+	WATCH_WORK=$(mktemp -d)
+	chmod 700 "$WATCH_WORK"
+	trap watch_cleanup EXIT
+}
+
+watch_build() {
+	local cc=$1 version incdir
+	shift
+	version=$(sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" heroku_resolver.control)
+	incdir=$(pg_config --includedir)
+	"$cc" "$@" -D_GNU_SOURCE "-DHR_VERSION=\"$version\"" -I. -Isrc -Iclient "-I$incdir" \
+		-o "$WATCH_WORK/heroku-pg-resolve" client/heroku-pg-resolve.c client/hr_service.c \
+		client/hr_service_file.c client/hr_exec.c client/hr_watch*.c src/hr_*.c client/hr_client.c \
+		-lcurl -ljson-c -lpq -lmicrohttpd -lcrypto -lpthread
+}
 
 watch_cleanup() {
 	if [[ -n $WATCH_PID ]]; then
@@ -40,7 +65,7 @@ watch_cleanup() {
 		"$WATCH_PY" "$WATCH_MOCKCTL" webhook-settings --backoff "$backoff" --attempts "$attempts" >/dev/null 2>&1 || true
 		WATCH_SETTINGS=''
 	fi
-	[[ -n $WATCH_WORK ]] && rm -rf "$WATCH_WORK"
+	if [[ -n $WATCH_WORK ]]; then rm -rf "$WATCH_WORK"; fi
 	WATCH_WORK=''
 }
 
@@ -70,12 +95,9 @@ watch_until() {
 watch_cv_requests() { "$WATCH_PY" "$WATCH_MOCKCTL" counts --path "/apps/$WATCH_APP/config-vars"; }
 
 watch_drive() {
-	WATCH_NAME=$1
-	local port=$2 slow=$3 secret closed before after burst_before
-	shift 3
+	local port=$1 slow=$2 secret closed before after burst_before
+	shift 2
 	WATCH_FAILED=0
-	WATCH_WORK=$(mktemp -d)
-	chmod 700 "$WATCH_WORK"
 
 	secret="memcheck-$(openssl rand -hex 12)"
 	printf '%s\n' "$secret" >"$WATCH_WORK/secret"
@@ -249,8 +271,14 @@ PYEOF
 }
 
 watch_drive_end() {
-	if ((WATCH_FAILED)) && [[ -n $WATCH_WORK && -f $WATCH_WORK/err ]]; then
+	local failed=$WATCH_FAILED
+	if ((failed)) && [[ -f $WATCH_WORK/err ]]; then
 		grep -v -i 'postgres://\|password' "$WATCH_WORK/err" | tail -40
 	fi
 	watch_cleanup
+	if ((failed)); then
+		echo "$WATCH_NAME: FAILED"
+		exit 1
+	fi
+	echo "$WATCH_NAME: heroku-pg-resolve watch clean"
 }
