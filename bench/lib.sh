@@ -3,8 +3,9 @@
 # temporary directory, and its removal at exit.
 #
 #   . "$(dirname "$0")/lib.sh"
-#   bench_init NAME PORT        # sets WORK, PGBIN, PY; as_pg, psql_
+#   bench_init NAME PORT        # sets WORK, PGBIN, PY; as_pg, psql_ (PSQL_PORT=P psql_: another)
 #   bench_cluster <<CONF ... CONF   # initdb, extra postgresql.conf lines, start
+#   bench_cluster DIR PORT <<CONF   # another cluster of the script's (its log: DIR.log)
 #   bench_at_exit 'command'     # run before the cluster is stopped
 
 HR_TEST_DIR=${HR_TEST_DIR:-/tmp/heroku_resolver_test}
@@ -33,24 +34,29 @@ bench_init() {
 bench_at_exit() { BENCH_AT_EXIT=$1; }
 
 bench_cleanup() {
+	local pidfile
 	eval "$BENCH_AT_EXIT" || true
-	if [[ -f $WORK/data/postmaster.pid ]]; then
-		as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1 || true
-	fi
+	for pidfile in "$WORK"/*/postmaster.pid; do
+		[[ -f $pidfile ]] || continue
+		as_pg "$PGBIN/pg_ctl" -D "$(dirname "$pidfile")" -m fast -w stop >/dev/null 2>&1 || true
+	done
 	rm -rf "$WORK"
 }
 
-psql_() { as_pg "$PGBIN/psql" -XAtq -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d postgres "$@"; }
+psql_() { as_pg "$PGBIN/psql" -XAtq -v ON_ERROR_STOP=1 -h "$WORK" -p "${PSQL_PORT:-$PORT}" -d postgres "$@"; }
 
-# initdb, the common settings plus the extra lines on stdin, start
+# initdb, the common settings plus the extra lines on stdin, start: $WORK/data on $PORT (its
+# log $WORK/server.log), or DIR on PORT (its log DIR.log)
 bench_cluster() {
-	as_pg "$PGBIN/initdb" -D "$WORK/data" -A trust >/dev/null
+	local data=${1:-$WORK/data} port=${2:-$PORT} log=$WORK/server.log
+	[[ $# -eq 0 ]] || log=$data.log
+	as_pg "$PGBIN/initdb" -D "$data" -A trust >/dev/null
 	{
-		printf "listen_addresses = ''\nunix_socket_directories = '%s'\nport = %s\n" "$WORK" "$PORT"
+		printf "listen_addresses = ''\nunix_socket_directories = '%s'\nport = %s\n" "$WORK" "$port"
 		printf "heroku.api_url = '%s'\nheroku.api_key_file = '%s'\nheroku.netrc_file = '/dev/null'\n" \
 			"$HEROKU_MOCK_URL" "$HR_API_KEY_FILE"
 		echo "heroku.allow_local_hosts = on"
 		cat
-	} >>"$WORK/data/postgresql.conf"
-	as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+	} >>"$data/postgresql.conf"
+	as_pg "$PGBIN/pg_ctl" -D "$data" -l "$log" -w start >/dev/null
 }

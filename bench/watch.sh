@@ -4,16 +4,19 @@
 #
 #   bash test/testenv.sh start && make && bash bench/watch.sh
 #
-# 1. Latency: a watcher keeps 50 apps' service entries and notifies a cluster of this script's
-#    own (a stand-in heroku_resolver_refresh() that records clock_timestamp()).  For each of
-#    WATCH_ROUNDS apps in turn: a new URL in the mock, then a signed webhook POST to the
-#    watcher; measured from the POST to the service file rewritten (polled every ms), to the
-#    cluster notified (the stand-in's timestamp) and to the 200.  Target: under 1 s plus one
-#    API round trip (a config-vars GET, measured alongside).
-# 2. API requests per hour, 3 clusters x 50 apps: one watcher polling the feed for all of them
-#    (every WATCH_INTERVAL, default 30s) versus each cluster polling its own feed, computed from
-#    the counts measured over WATCH_MEASURE seconds of a quiet feed (polled every second) and
-#    over WATCH_CHANGES changes.
+# 1. Latency: a watcher keeps 50 apps' service entries and notifies 3 clusters of this script's
+#    own, each preloading the extension with the 50 apps in its cache (heroku.cache_ttl 1h, no
+#    feed or refresher of its own), through a role that has EXECUTE on heroku_resolver_refresh()
+#    only.  For each of WATCH_ROUNDS apps in turn: a new URL in the mock, then a signed webhook
+#    POST to the watcher; measured from the POST to the service file rewritten (polled every
+#    ms), to each cluster's heroku_resolver_refresh(app) done, its cache revalidated (the end of
+#    the statement in the cluster's log, log_min_duration_statement for the watcher's role), and
+#    to the 200.  Target: under 1 s plus one API round trip (a config-vars GET, measured
+#    alongside).
+# 2. API requests per hour, 3 clusters x 50 apps, measured both ways over WATCH_MEASURE seconds
+#    of a quiet feed polled every second and WATCH_CHANGES changes: one watcher polling the feed
+#    and notifying the clusters, versus each cluster's own feed (heroku.watch_interval) and no
+#    watcher; the hour is computed for a feed every WATCH_INTERVAL (default 30s) in both.
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -32,15 +35,26 @@ apps=()
 for i in $(seq -w 1 "$NAPPS"); do apps+=("bench-watch-$i"); done
 watcher=''
 bench_at_exit 'kill -TERM $watcher 2>/dev/null; wait $watcher 2>/dev/null; for a in "${apps[@]}"; do "$PY" "$HR_MOCKCTL" delete-app "$a" >/dev/null 2>&1; done'
-bench_cluster <<CONF
+# the clusters: ports PORT, PORT+1, PORT+2; only the watcher's calls (role watcher) are logged,
+# each line with the epoch time it was written
+ports=()
+for c in $(seq 0 $((NCLUSTERS - 1))); do
+	ports+=($((PORT + c)))
+	bench_cluster "$WORK/cluster$c" $((PORT + c)) <<CONF
 lc_messages = 'C'
+shared_preload_libraries = 'heroku_resolver'
+heroku.cache_ttl = '1h'
+heroku.watch_interval = 0
+heroku.refresh_interval = 0
+log_line_prefix = '%n '
 CONF
-psql_ <<'SQL'
--- STAND-IN for the extension's heroku_resolver_refresh(): records when it was called
-CREATE TABLE watch_refresh_calls (app text, at timestamptz DEFAULT clock_timestamp());
-CREATE FUNCTION heroku_resolver_refresh(app text DEFAULT NULL, config_var text DEFAULT NULL)
-RETURNS integer LANGUAGE sql AS $$ INSERT INTO watch_refresh_calls (app) VALUES (app); SELECT 0 $$;
+	PSQL_PORT=$((PORT + c)) psql_ <<'SQL'
+CREATE EXTENSION heroku_resolver;
+CREATE ROLE watcher LOGIN;
+GRANT EXECUTE ON FUNCTION heroku_resolver_refresh(text, text) TO watcher;
+ALTER ROLE watcher SET log_min_duration_statement = 0;
 SQL
+done
 
 secret=bench-$(openssl rand -hex 12)
 printf '%s\n' "$secret" >"$WORK/secret"
@@ -49,16 +63,21 @@ chmod 600 "$WORK/secret" "$WORK/key"
 for a in "${apps[@]}"; do
 	"$PY" "$HR_MOCKCTL" put-app "$a" --var "DATABASE_URL=postgres://u:$(openssl rand -hex 8)@127.0.0.1:5432/$a" >/dev/null
 done
+# every cluster uses the 50 apps: their URLs are in its cache
+for p in "${ports[@]}"; do
+	for a in "${apps[@]}"; do echo "SELECT heroku_database_url('$a') IS NOT NULL;"; done |
+		PSQL_PORT=$p psql_ >/dev/null
+done
 
-# start_watcher INTERVAL: a watcher of the 50 apps, the bench cluster as its --db
+# start_watcher INTERVAL: a watcher of the 50 apps, the clusters as its --db
 start_watcher() {
-	local args=() a
+	local args=() a p
 	for a in "${apps[@]}"; do args+=(--service "$a=$a"); done
+	for p in "${ports[@]}"; do args+=(--db "host=$WORK port=$p dbname=postgres user=watcher"); done
 	# not through runuser: the watcher itself gets the signals
 	HEROKU_API_URL="$HEROKU_MOCK_URL" "$CLI" watch --api-key-file "$WORK/key" "${args[@]}" \
-		--service-file "$WORK/pg_service.conf" --db "host=$WORK port=$PORT dbname=postgres user=postgres" \
-		--interval "$1" --listen "127.0.0.1:$LISTEN_PORT" --webhook-secret-file "$WORK/secret" \
-		2>>"$WORK/watch.log" &
+		--service-file "$WORK/pg_service.conf" --interval "$1" --listen "127.0.0.1:$LISTEN_PORT" \
+		--webhook-secret-file "$WORK/secret" 2>>"$WORK/watch.log" &
 	watcher=$!
 	for _ in $(seq 200); do grep -q 'watching' "$WORK/watch.log" 2>/dev/null && return 0; sleep 0.05; done
 	echo "watch: the watcher did not start" >&2
@@ -74,12 +93,13 @@ stop_watcher() {
 # ---- 1. latency
 start_watcher 1h
 SECRET=$secret HOOKPORT=$LISTEN_PORT SVC=$WORK/pg_service.conf ROUNDS=$ROUNDS MOCK=$HEROKU_MOCK_URL \
-	KEYFILE=$HR_API_KEY_FILE SOCK=$WORK PGPORT_=$PORT PGBIN=$PGBIN APPS="${apps[*]}" \
+	KEYFILE=$HR_API_KEY_FILE LOGS="$(printf '%s ' "$WORK"/cluster*.log)" APPS="${apps[*]}" \
 	"$PY" - >"$WORK/latency" <<'PYEOF'
-import base64, hashlib, hmac, http.client, json, os, secrets, statistics, subprocess, threading, time, uuid
+import base64, hashlib, hmac, http.client, json, os, re, secrets, statistics, threading, time, uuid
 from urllib.parse import urlsplit
 e = os.environ
 apps = e["APPS"].split()
+logs = e["LOGS"].split()
 mock = urlsplit(e["MOCK"])
 token = open(e["KEYFILE"]).readline().strip()
 
@@ -99,12 +119,16 @@ def api_round_trip(app):
     assert s == 200
     return time.monotonic() - t
 
-def stand_in_time(app):
-    out = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(e["PGBIN"], "psql"), "-XAtq",
-                          "-h", e["SOCK"], "-p", e["PGPORT_"], "-d", "postgres", "-c",
-                          "SELECT extract(epoch FROM max(at)) FROM watch_refresh_calls WHERE app = '%s'" % app],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    return float(out) if out else None
+# "<epoch> LOG:  duration: ... execute <unnamed>: SELECT heroku_resolver_refresh($1)" then
+# "<epoch> DETAIL:  parameters: $1 = '<app>'": when that cluster's refresh of app ended
+EXEC = re.compile(r"^(\d+\.\d+) LOG:  duration: [\d.]+ ms  execute [^:]*: SELECT heroku_resolver_refresh")
+def refresh_done(log, app, since):
+    lines = open(log, errors="replace").read().splitlines()
+    for i, line in enumerate(lines[:-1]):
+        m = EXEC.match(line)
+        if m and float(m.group(1)) >= since and lines[i + 1].endswith("parameters: $1 = '%s'" % app):
+            return float(m.group(1))
+    return float("nan")
 
 rows = []
 for app in apps[:int(e["ROUNDS"])]:
@@ -136,54 +160,88 @@ for app in apps[:int(e["ROUNDS"])]:
         if t_file is None:
             time.sleep(0.001)
     th.join()
-    t_db = stand_in_time(app)
-    rows.append((done["status"], t_file - t0, (t_db or t0) - t0, done["t"] - t0, api_round_trip(app)))
+    # the logs' times have milliseconds: the POST's is cut to them
+    t0_ms = int(t0 * 1000) / 1000.0
+    t_dbs = [refresh_done(log, app, t0_ms) - t0_ms for log in logs]
+    rows.append((done["status"], t_file - t0, min(t_dbs), max(t_dbs), done["t"] - t0, api_round_trip(app)))
     time.sleep(0.05)
 
 def ms(xs, q):
     xs = sorted(xs)
     return 1000 * (statistics.median(xs) if q == 50 else xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))])
 ok = sum(1 for r in rows if r[0] == 200)
-for name, i in (("webhook POST -> service file rewritten", 1), ("webhook POST -> cluster notified", 2),
-                ("webhook POST -> 200 answered", 3), ("one API round trip (config-vars GET)", 4)):
+for name, i in (("webhook POST -> service file rewritten", 1),
+                ("webhook POST -> first cluster's cache revalidated", 2),
+                ("webhook POST -> every cluster's cache revalidated", 3),
+                ("webhook POST -> 200 answered", 4), ("one API round trip (config-vars GET)", 5)):
     xs = [r[i] for r in rows]
     print("%s|%.1f|%.1f|%.1f" % (name, ms(xs, 50), ms(xs, 95), 1000 * max(xs)))
 print("answers 200|%d of %d" % (ok, len(rows)))
 PYEOF
 stop_watcher
+# what the clusters' heroku_resolver_refresh() returned: 1 = the cached URL changed
+changed=$(grep -c "heroku_resolver_refresh('bench-watch-[0-9]*') = 1," "$WORK/watch.log" || true)
+refreshed=$(grep -c "heroku_resolver_refresh('bench-watch-[0-9]*') = " "$WORK/watch.log" || true)
+echo "heroku_resolver_refresh() calls that changed a cache entry|$changed of $refreshed" >>"$WORK/latency"
 
-# ---- 2. requests per hour: a quiet feed polled every second, then changes
+# a snapshot of the mock's counts (since its last reset)
+stats() { "$PY" "$HR_MOCKCTL" stats; }
+# CHANGES config var changes of the first apps, 1.2 s apart, then time to follow the last
+changes() {
+	local a
+	for a in "${apps[@]:0:$CHANGES}"; do
+		"$PY" "$HR_MOCKCTL" set-var "$a" DATABASE_URL "postgres://u:$(openssl rand -hex 8)@127.0.0.1:5432/$a" >/dev/null
+		sleep 1.2
+	done
+	sleep 1.5
+}
+
+# ---- 2a. requests: one watcher polling every second, notifying the clusters
 start_watcher 1s
 sleep 1.5
-"$PY" "$HR_MOCKCTL" reset-counts
+w1=$(stats)
 sleep "$MEASURE_S"
-stats=$("$PY" "$HR_MOCKCTL" stats)
-for a in "${apps[@]:0:$CHANGES}"; do
-	"$PY" "$HR_MOCKCTL" set-var "$a" DATABASE_URL "postgres://u:$(openssl rand -hex 8)@127.0.0.1:5432/$a" >/dev/null
-	sleep 1.2
-done
-sleep 1.5
-stats2=$("$PY" "$HR_MOCKCTL" stats)
+w2=$(stats)
+changes
+w3=$(stats)
 stop_watcher
 
-STATS=$stats STATS2=$stats2 MEASURE=$MEASURE_S CHANGES=$CHANGES INTERVAL=$INTERVAL_S NAPPS=$NAPPS \
-	NCLUSTERS=$NCLUSTERS "$PY" - "$WORK/latency" <<'PYEOF'
+# ---- 2b. requests: each cluster's own feed every second, no watcher
+for p in "${ports[@]}"; do
+	PSQL_PORT=$p psql_ -c "ALTER SYSTEM SET heroku.watch_interval = '1s'" -c 'SELECT pg_reload_conf()' >/dev/null
+done
+for p in "${ports[@]}"; do
+	# the first listing only records what it sees: wait for the second
+	for _ in $(seq 100); do
+		[[ $(PSQL_PORT=$p psql_ -c 'SELECT feed_requests >= 2 FROM heroku_resolver_status()') == t ]] && break
+		sleep 0.1
+	done
+done
+c1=$(stats)
+sleep "$MEASURE_S"
+c2=$(stats)
+changes
+c3=$(stats)
+
+W1=$w1 W2=$w2 W3=$w3 C1=$c1 C2=$c2 C3=$c3 MEASURE=$MEASURE_S CHANGES=$CHANGES INTERVAL=$INTERVAL_S \
+	NAPPS=$NAPPS NCLUSTERS=$NCLUSTERS "$PY" - "$WORK/latency" <<'PYEOF'
 import json, os, sys
 e = os.environ
-s1, s2 = json.loads(e["STATS"]), json.loads(e["STATS2"])
 def count(s, pred):
-    return sum(n for k, n in s["by_path"].items() if pred(k))
-feed1 = count(s1, lambda k: k == "GET /apps")
-cv1 = count(s1, lambda k: k.endswith("/config-vars"))
-feed_total = count(s2, lambda k: k == "GET /apps")
-cv2 = count(s2, lambda k: k.endswith("/config-vars"))
-changes = int(e["CHANGES"])
-per_poll = feed1 / float(e["MEASURE"])            # polled every second
-per_change = (cv2 - cv1) / changes
-interval = float(e["INTERVAL"])
+    return sum(n for k, n in json.loads(s)["by_path"].items() if pred(k))
+def feed(s):
+    return count(s, lambda k: k == "GET /apps")
+def cv(s):
+    return count(s, lambda k: k.endswith("/config-vars"))
+def nm(s):
+    return json.loads(s)["not_modified"]
+measure, changes, interval = float(e["MEASURE"]), int(e["CHANGES"]), float(e["INTERVAL"])
 n = int(e["NCLUSTERS"])
-feed_h = per_poll * 3600 / interval
-print("\nheroku-pg-resolve watch, 50 apps watched, one cluster notified\n")
+sets = {}
+for name, (a, b, c) in (("watcher", (e["W1"], e["W2"], e["W3"])), ("clusters", (e["C1"], e["C2"], e["C3"]))):
+    sets[name] = {"feed": feed(b) - feed(a), "nm": nm(b) - nm(a), "quiet_cv": cv(b) - cv(a),
+                  "change_cv": cv(c) - cv(b)}
+print("\nheroku-pg-resolve watch, 50 apps watched, %d clusters told with heroku_resolver_refresh()\n" % n)
 print("| latency (ms) | median | p95 | max |")
 print("| --- | --- | --- | --- |")
 for line in open(sys.argv[1]):
@@ -192,15 +250,20 @@ for line in open(sys.argv[1]):
         print("| %s | %s | %s | %s |" % tuple(parts))
     else:
         print("\n%s: %s" % tuple(parts))
-print("\nmeasured: %d GET /apps in %s s of a quiet feed polled every second (%d answered 304), "
-      "%d config-vars requests while quiet; %d config-vars requests for %d changes "
-      "(%.2f per change)" % (feed1, e["MEASURE"], s1["not_modified"], cv1, cv2 - cv1, changes, per_change))
-print("\nAPI requests per hour, %d clusters x %s apps, feed every %g s, C config var changes an hour"
-      " (each cluster's heroku_resolver_refresh() of a changed app asks the API once, in both set-ups;"
-      " the stand-in used here asks nothing):\n" % (n, e["NAPPS"], interval))
-print("| set-up | feed | watcher per change | clusters per change | total at C = 50 |")
-print("| --- | --- | --- | --- | --- |")
-print("| one watcher notifying the %d clusters | %.0f | %.2f | %d | %.0f |"
-      % (n, feed_h, per_change, n, feed_h + 50 * (per_change + n)))
-print("| each cluster polling its own feed | %.0f | 0 | %d | %.0f |" % (n * feed_h, n, n * feed_h + 50 * n))
+for name, what in (("watcher", "one watcher polling every second, notifying the %d clusters" % n),
+                   ("clusters", "the %d clusters' own feeds every second, no watcher" % n)):
+    s = sets[name]
+    print("\nmeasured, %s: %d GET /apps in %g s of a quiet feed (%d answered 304), %d config-vars requests"
+          " while quiet; %d config-vars requests for %d changes (%.2f per change)"
+          % (what, s["feed"], measure, s["nm"], s["quiet_cv"], s["change_cv"], changes, s["change_cv"] / changes))
+w, c = sets["watcher"], sets["clusters"]
+w_feed_h = w["feed"] / measure * 3600 / interval
+c_feed_h = c["feed"] / measure * 3600 / interval
+w_per, c_per = w["change_cv"] / changes, c["change_cv"] / changes
+print("\nAPI requests per hour, %d clusters x %s apps, each feed every %g s, C config var changes an hour:\n"
+      % (n, e["NAPPS"], interval))
+print("| set-up | feed | per change | total at C = 50 |")
+print("| --- | --- | --- | --- |")
+print("| one watcher notifying the %d clusters | %.0f | %.2f | %.0f |" % (n, w_feed_h, w_per, w_feed_h + 50 * w_per))
+print("| each cluster polling its own feed | %.0f | %.2f | %.0f |" % (c_feed_h, c_per, c_feed_h + 50 * c_per))
 PYEOF

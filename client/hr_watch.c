@@ -390,7 +390,7 @@ hr_watch_poll_feed(hr_watch *w, int initial)
 	pthread_mutex_unlock(&w->mu);
 	if (token == NULL)
 		return EX_SOFTWARE;
-	rc = hr_wfeed_poll(w->feed, &w->s, token, feed_changed, w, &st, &err);
+	rc = hr_wfeed_poll(w->feed, w->api, &w->s, token, feed_changed, w, &st, &err);
 	hr_free_secret(token);
 	pthread_mutex_lock(&w->mu);
 	w->last_feed = time(NULL);

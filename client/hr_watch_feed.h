@@ -6,10 +6,9 @@
  *		on its ETag) and tell which apps' released_at moved since the last
  *		listing.
  *
- * This small interface is all the watcher knows of the feed.  It is the
- * client's own code for now; the core's feed client (src/hr_feed.c, being
- * written) is meant to replace client/hr_watch_feed.c behind these same
- * four functions.
+ * This small interface is all the watcher knows of the feed.  The listing
+ * itself is the core's (src/hr_feed.c, the one the extension's feed uses);
+ * client/hr_watch_feed.c only keeps what was seen and tells the changes.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,15 +36,15 @@ extern hr_wfeed *hr_wfeed_new(int page_size);
 extern void hr_wfeed_free(hr_wfeed *f);
 
 /*
- * One listing.  The first one after hr_wfeed_new() only records what it
- * sees; later ones call changed() for each app whose released_at differs
- * (an app new to the list included).  On an error nothing is recorded, so
- * the next listing compares with the last good one.  s gives the API URL,
- * CA file, timeout, user agent and interrupt callback; token is the API
- * token.
+ * One listing, over the transport h.  The first one after hr_wfeed_new()
+ * only records what it sees; later ones call changed() for each app whose
+ * released_at differs (an app new to the list included).  On an error
+ * nothing is recorded, so the next listing compares with the last good
+ * one.  s gives the API URL, CA file, timeout, user agent and interrupt
+ * callback; token is the API token.
  */
-extern hr_code hr_wfeed_poll(hr_wfeed *f, const hr_settings *s, const char *token,
-							hr_wfeed_change_fn changed, void *arg,
-							hr_wfeed_stats *stats, hr_error *err);
+extern hr_code hr_wfeed_poll(hr_wfeed *f, hr_http *h, const hr_settings *s,
+							 const char *token, hr_wfeed_change_fn changed, void *arg,
+							 hr_wfeed_stats *stats, hr_error *err);
 
 #endif							/* HR_WATCH_FEED_H */

@@ -31,7 +31,7 @@ PACKAGES=(
 	postgresql-server-dev-all
 	lintian
 	autopkgtest
-	# memory checks (test/checks/valgrind.sh)
+	# memory checks (test/checks/valgrind.sh, valgrind_watch.sh)
 	valgrind
 	# fuzz and sanitizer checks (test/checks/fuzz.sh, asan.sh)
 	clang
