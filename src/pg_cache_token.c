@@ -45,6 +45,24 @@ typedef struct TokenMemo
 
 static TokenMemo memo;
 
+/* The last API URL that passed hr_api_url_check (a check of the string alone). */
+static char *checked_api_url = NULL;
+
+static void
+check_api_url(const char *api_url)
+{
+	hr_error	err;
+
+	if (checked_api_url && strcmp(checked_api_url, api_url) == 0)
+		return;
+	memset(&err, 0, sizeof(err));
+	if (hr_api_url_check(api_url, &err) != HR_OK)
+		hr_pg_report(ERROR, &err);
+	if (checked_api_url)
+		pfree(checked_api_url);
+	checked_api_url = MemoryContextStrdup(TopMemoryContext, api_url);
+}
+
 /*
  * Whether two stat()s show the same file, unchanged.  Times to the second
  * would miss a token rewritten in place within a second: where stat() has
@@ -185,8 +203,7 @@ hr_cache_caller_key(HrCache *c, HrCacheKey *key, const hr_settings *s,
 	if (memo_lookup(c, s, key->token_digest))
 	{
 		/* the rest of what hr_prepare_request checks before a request */
-		if (hr_api_url_check(api_url, &err) != HR_OK)
-			hr_pg_report(ERROR, &err);
+		check_api_url(api_url);
 		key->api_url = api_url;
 		key->app = app;
 		key->config_var = config_var;
