@@ -75,7 +75,7 @@ CREATE TEMP TABLE copied_conninfo AS SELECT heroku_dblink_url('myapp') AS connin
 \! bash "$HR_TEST_DIR/src/test/rotate.sh" myapp -v
 \echo
 \echo == 4. the copied conninfo is stale for good. The resolving call may fail once, with the
-\echo ==    cache's old answer, heroku.cache_ttl = 60s: that failure marks the entry suspect,
+\echo ==    old answer of the cache (heroku.cache_ttl = 60s): that failure marks the entry suspect,
 \echo ==    and the next call asks the API and connects. No setting changed, nothing invalidated.
 \set ON_ERROR_STOP 0
 SELECT * FROM dblink((SELECT conninfo FROM copied_conninfo), 'SELECT 1') AS t(x int);
