@@ -63,8 +63,9 @@ typedef struct HrCacheEntry
 	uint8		token_digest[HR_DIGEST_LEN];
 	bool		suspect;		/* a connection with the value failed: ask
 								 * the API before serving it (pg_heal.c) */
-	TimestampTz heal_asked_at;	/* last request made while suspect; cleared
-								 * when an answer brings another URL */
+	TimestampTz heal_asked_at;	/* last request sent while suspect (set as
+								 * it lands); 0 when an answer brought
+								 * another URL */
 	TimestampTz negative_until; /* a 404 is shared until then */
 	TimestampTz expires_at;		/* the value is wiped after this (the TTL and
 								 * stale_if_error of the session that stored

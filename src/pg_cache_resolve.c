@@ -267,8 +267,8 @@ is_hit(const HrLookup *l, const HrCacheEntry *e, TimestampTz now)
 	/*
 	 * a connection with it failed: ask whatever the TTL, at most once a
 	 * second while the answers keep the same URL (a storm of failures with
-	 * it); counted from the last such request, not the last fetch, so a
-	 * rotation right after a fetch still heals at the next call
+	 * it); counted from the last such request (land()), not the last fetch,
+	 * so a rotation right after a fetch still heals at the next call
 	 */
 	if (e->suspect && now >= TimestampTzPlusMilliseconds(e->heal_asked_at, HR_HEAL_MIN_MS))
 		return false;
@@ -354,8 +354,6 @@ look(HrLookup *l, hr_error *err)
 		e->busy_since = now;
 		e->discard_flight = false;
 		e->last_used = now;
-		if (e->suspect)
-			e->heal_asked_at = now;
 		strlcpy(l->etag, e->has_value ? e->etag : "", sizeof(l->etag));
 		l->e = e;
 		step = STEP_LEAD;
@@ -443,6 +441,14 @@ land(HrLookup *l, hr_code rc, const hr_fetch *f, const hr_error *err,
 	hr_cache_lock(c);
 	e->api_requests++;
 	e->last_status = (int) (rc == HR_OK ? f->http_status : err->http_status);
+	/*
+	 * The limit of one healing request a second counts from a request made
+	 * while the entry was suspect (set when it lands, not when it leaves:
+	 * meanwhile the others wait for its answer rather than take the suspect
+	 * value).  An answer bringing another URL lifts it, below.
+	 */
+	if (e->suspect)
+		e->heal_asked_at = sent_at;
 	if (rc == HR_OK)
 	{
 		memset(&e->last_err, 0, sizeof(e->last_err));
