@@ -219,8 +219,9 @@ for ((q = 1; q <= QUIET; q++)); do
 done
 run defaults on "$AFTER"
 echo "   (failed: statements that failed, all clients; max/cl: most for one client; 1st fail s:"
-echo "   first failure after rotate.sh returned; heal s: from the first failed statement to the first"
-echo "   success after the last one; late: failures later than the first + $rtt ms + 100 ms;"
+echo "   first failure after rotate.sh returned (negative: before; the password changes just"
+echo "   before it returns); heal s: from the first failed statement to the first success after"
+echo "   the last one; late: failures later than the first + $rtt ms + 100 ms (target 0);"
 echo "   cfg-vars: config-vars requests for myapp; GET /apps: the feed's listings; rotation"
 echo "   2 s in, then $AFTER_OFF s (off) or $AFTER s (the others))"
 echo
@@ -288,3 +289,4 @@ for name, s, arith in (
 PYEOF
 echo "   (counted by the mock over the window; per hour = measured x 3600 / window; the changes"
 echo "   cost the feed one config-vars request each and the refresher nothing extra)"
+echo "(bench/heal.sh: ${SECONDS} s)"
