@@ -33,7 +33,7 @@
 #    The refresher's window starts 30 s after its interval starts, so that
 #    it holds exactly HEAL_WINDOW/60 rounds.
 #
-# The default run takes about 8 minutes; shorter windows (HEAL_AFTER_OFF=10
+# The default run takes about 7.5 minutes; shorter windows (HEAL_AFTER_OFF=10
 # HEAL_AFTER=8 HEAL_QUIET=1 HEAL_WINDOW=60) make a quick look, not a figure.
 #
 #   bash test/testenv.sh start && make install && bash bench/heal.sh
