@@ -30,7 +30,7 @@
 #define HR_BACKOFF_MAX_S		900 /* a Retry-After is obeyed up to 15 min */
 #define HR_NEGATIVE_TTL_MS		30000	/* a 404 is served from the cache */
 #define HR_HEAL_SLOTS			32	/* failed servers queued for the worker */
-#define HR_HEAL_MIN_MS			1000	/* one revalidation per entry a second */
+#define HR_HEAL_MIN_MS			1000	/* one healing request per entry a second */
 
 /*
  * Who asks for what.  token_digest is an HMAC, with the cache's own random
@@ -64,6 +64,9 @@ typedef struct HrCacheEntry
 	uint8		token_digest[HR_DIGEST_LEN];
 	bool		suspect;		/* a connection with the value failed: ask
 								 * the API before serving it (pg_heal.c) */
+	TimestampTz heal_asked_at;	/* last request sent while suspect (set as
+								 * it lands); 0 when an answer brought
+								 * another URL */
 	TimestampTz negative_until; /* a 404 is shared until then */
 	TimestampTz expires_at;		/* the value is wiped after this (the TTL and
 								 * stale_if_error of the session that stored

@@ -264,8 +264,13 @@ is_hit(const HrLookup *l, const HrCacheEntry *e, TimestampTz now)
 	 */
 	if (l->fresh)
 		return e->fresh_sent_at != 0 && e->fresh_sent_at >= l->min_fetched;
-	/* a connection with it failed: ask (at most once a second) whatever the TTL */
-	if (e->suspect && now >= TimestampTzPlusMilliseconds(e->validated_at, HR_HEAL_MIN_MS))
+	/*
+	 * a connection with it failed: ask whatever the TTL, at most once a
+	 * second while the answers keep the same URL (a storm of failures with
+	 * it); counted from the last such request (land()), not the last fetch,
+	 * so a rotation right after a fetch still heals at the next call
+	 */
+	if (e->suspect && now >= TimestampTzPlusMilliseconds(e->heal_asked_at, HR_HEAL_MIN_MS))
 		return false;
 	if (now < TimestampTzPlusMilliseconds(e->validated_at, hr_cache_ttl_ms))
 		return true;
@@ -436,6 +441,14 @@ land(HrLookup *l, hr_code rc, const hr_fetch *f, const hr_error *err,
 	hr_cache_lock(c);
 	e->api_requests++;
 	e->last_status = (int) (rc == HR_OK ? f->http_status : err->http_status);
+	/*
+	 * The limit of one healing request a second counts from a request made
+	 * while the entry was suspect (set when it lands, not when it leaves:
+	 * meanwhile the others wait for its answer rather than take the suspect
+	 * value).  An answer bringing another URL lifts it, below.
+	 */
+	if (e->suspect)
+		e->heal_asked_at = sent_at;
 	if (rc == HR_OK)
 	{
 		memset(&e->last_err, 0, sizeof(e->last_err));
@@ -444,6 +457,9 @@ land(HrLookup *l, hr_code rc, const hr_fetch *f, const hr_error *err,
 		{
 			if (f->http_status != 304)
 			{
+				/* another URL: a failure with it is news, not the same storm */
+				if (!e->has_value || strcmp(e->url, f->value) != 0)
+					e->heal_asked_at = 0;
 				strlcpy(e->url, f->value, sizeof(e->url));
 				strlcpy(e->used_var, f->config_var, sizeof(e->used_var));
 				strlcpy(e->etag, f->etag ? f->etag : "", sizeof(e->etag));

@@ -12,7 +12,10 @@
 # dblink(heroku_dblink_url('myapp'), ...) before and after a credential
 # rotation and a failover: a stored copy of the credentials goes stale, while
 # the resolving call heals (at most one statement fails, with the cache's
-# old answer) and keeps working.  HR_KEEP=1 leaves the environment running.
+# old answer) and keeps working; then a rotation while nobody calls, which
+# the release feed brings into the cache before the next call, so that call
+# does not fail at all.  No password or token is printed.  HR_KEEP=1 leaves
+# the environment running.
 set -euo pipefail
 
 REPO_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -75,7 +78,7 @@ CREATE TEMP TABLE copied_conninfo AS SELECT heroku_dblink_url('myapp') AS connin
 \! bash "$HR_TEST_DIR/src/test/rotate.sh" myapp -v
 \echo
 \echo == 4. the copied conninfo is stale for good. The resolving call may fail once, with the
-\echo ==    cache's old answer, heroku.cache_ttl = 60s: that failure marks the entry suspect,
+\echo ==    old answer of the cache (heroku.cache_ttl = 60s): that failure marks the entry suspect,
 \echo ==    and the next call asks the API and connects. No setting changed, nothing invalidated.
 \set ON_ERROR_STOP 0
 SELECT * FROM dblink((SELECT conninfo FROM copied_conninfo), 'SELECT 1') AS t(x int);
@@ -91,13 +94,42 @@ SELECT * FROM dblink(heroku_dblink_url('myapp'),
 \set ON_ERROR_STOP 1
 SELECT * FROM dblink(heroku_dblink_url('myapp'),
                      'SELECT count(*), inet_server_port() FROM orders') AS t(orders bigint, port int);
-SELECT api_requests, not_modified FROM heroku_resolver_status();
+\echo
+\echo == 6. the release feed (heroku.watch_interval = 10s, on by default with a server token):
+\echo ==    a rotation while nobody calls reaches the cache within the interval, and the next
+\echo ==    call works at once, with no failure first
+\set ECHO none
+DO \$\$ BEGIN   -- the first listing only records what it sees: wait for it
+  FOR i IN 1..300 LOOP
+    EXIT WHEN (SELECT feed_last_listing IS NOT NULL FROM heroku_resolver_status());
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END \$\$;
+SELECT set_config('demo.rotated', clock_timestamp()::text, false) AS demo_rotated \gset
+\! bash "$HR_TEST_DIR/src/test/rotate.sh" myapp -v
+DO \$\$
+DECLARE rotated timestamptz := current_setting('demo.rotated')::timestamptz;
+BEGIN   -- heroku_resolver_cache() shows when the entry was fetched, never its password
+  FOR i IN 1..300 LOOP
+    IF EXISTS (SELECT 1 FROM heroku_resolver_cache()
+               WHERE app = 'myapp' AND config_var = 'DATABASE_URL' AND fetched_at > rotated) THEN
+      RAISE NOTICE 'the feed brought the new URL into the cache % s after the rotation',
+        round(extract(epoch FROM clock_timestamp() - rotated), 1);
+      RETURN;
+    END IF;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+  RAISE EXCEPTION 'the feed did not bring the new URL within 30 s';
+END \$\$;
+\set ECHO queries
+SELECT * FROM dblink(heroku_dblink_url('myapp'), 'SELECT count(*) FROM orders') AS t(orders bigint);
+SELECT api_requests, not_modified, feed_requests, feed_changes FROM heroku_resolver_status();
 SQL
-psql_as_pg <<'SQL'
+psql_as_pg >/dev/null <<'SQL'
 ALTER SYSTEM RESET heroku.api_url;
 ALTER SYSTEM RESET heroku.api_key_file;
 ALTER SYSTEM RESET heroku.allow_local_hosts;
 SELECT pg_reload_conf();
 SQL
 echo
-echo "demo: done -- one session, the default cache, each rotation healed by the next call, over TLS"
+echo "demo: done -- one session, the default settings: each rotation healed by the next call, or brought into the cache by the release feed before it; over TLS"

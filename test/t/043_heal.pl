@@ -111,10 +111,25 @@ note("failed statements per client without healing: at least $off");
 cmp_ok($off, '>', 1, 'heroku.heal = off: every call fails until the TTL runs out (the 1.1 behaviour)');
 $node->safe_psql('postgres', 'SELECT heroku_resolver_invalidate()');
 
+# ---- a rotation right after a fetch, in one session (as test/demo.sh does):
+# the limit of one healing request a second counts from the last healing
+# request, not from the fetch, so the call after the failure asks and works
+my ($ret, $out, $err) = $node->psql('postgres', qq{
+SELECT heroku_resolver_invalidate() >= 0;
+SELECT heroku_dblink_url('$app') IS NOT NULL;
+\\! bash $rotate $app
+SELECT * FROM dblink(heroku_dblink_url('$app'), 'select 1') t(x int);
+SELECT * FROM dblink(heroku_dblink_url('$app'), 'select 2') t(x int);
+}, on_error_stop => 0);
+my @errors = $err =~ /could not establish connection/g;
+note('rotation right after a fetch: ' . scalar(@errors) . ' failed call(s)');
+cmp_ok(scalar @errors, '<=', 1, 'rotation right after a fetch: at most one failed call');
+like($out, qr/^2$/m, 'rotation right after a fetch: the next call works');
+
 # ---- an unrelated failure invalidates nothing
 $node->safe_psql('postgres', "SELECT heroku_dblink_url('$app')");
 mock('reset-counts');
-my ($ret, $out, $err) = $node->psql('postgres',
+($ret, $out, $err) = $node->psql('postgres',
 	"SELECT heroku_dblink_url('$app') IS NOT NULL; SELECT * FROM dblink('host=127.0.0.1 port=1 dbname=x connect_timeout=2', 'select 1') t(x int)");
 like($err, qr/could not establish connection/, 'an unrelated dblink connection fails');
 $node->safe_psql('postgres', "SELECT heroku_dblink_url('$app')");
