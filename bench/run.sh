@@ -60,6 +60,21 @@ for _ in 1 2 3; do
 	b1_u_tps=$(awk -v a="$tps" -v b="$b1_u_tps" 'BEGIN {print (a > b ? a : b)}')
 done
 
+# B1 per call: microseconds of one warm call inside one backend (no client round trip), with
+# the token from heroku.api_key_file (as configured) and from SET heroku.api_key, against a
+# trivial expression in the same loop; best of 5 runs of 200,000 calls each
+percall() { # SETUP EXPR: the best of 5, in µs per call
+	local q i
+	q="SELECT (extract(epoch FROM clock_timestamp() - t) * 1e6 / 200000)::numeric(10, 3) FROM (SELECT clock_timestamp() AS t) s, LATERAL (SELECT count($2) FROM generate_series(1, 200000)) c;"
+	{
+		echo "$1"
+		for i in 1 2 3 4 5; do echo "$q"; done
+	} | psql_ | awk '$1 ~ /^[0-9.]+$/ && (best == "" || $1 + 0 < best + 0) { best = $1 } END { print best }'
+}
+b1c_file=$(percall "SET application_name = 'bench';" "heroku_dblink_url('$APP')")
+b1c_key=$(percall "SET heroku.api_key = '$(head -n1 "$HR_API_KEY_FILE")';" "heroku_dblink_url('$APP')")
+b1c_x=$(percall "SET application_name = 'bench';" "'x'::text")
+
 # B2: API requests during B2_SECS of 32 clients, TTL 60 s, preloaded
 psql_ -c 'SELECT heroku_resolver_invalidate()' >/dev/null
 mockctl reset-counts
@@ -108,6 +123,8 @@ printf '\nheroku_resolver benchmarks (%s, %s cores, PostgreSQL %s)\n\n' "$(uname
 printf '%-4s %-52s %-28s %-10s %s\n' id measure figures ratio target
 printf '%-4s %-52s %-28s %-10s %s\n' B1 "tps: SELECT 'x' / heroku_dblink_url (warm, 1 client)" \
 	"$b1_x_tps / $b1_u_tps" "$b1_ratio" "<= 1.10"
+printf '%-4s %-52s %-28s %-10s %s\n' '' "µs a warm call in one backend: key file / SET / 'x'" \
+	"$b1c_file / $b1c_key / $b1c_x" "-" "-"
 printf '%-4s %-52s %-28s %-10s %s\n' B2 "API requests, ${B2_SECS} s of 32 clients, TTL 60 s" \
 	"$b2_req (at $b2_tps tps)" "-" "== 1"
 printf '%-4s %-52s %-28s %-10s %s\n' B3 "ms: cold resolve (TTL 0, less SELECT 'x') / raw GET" \
