@@ -121,29 +121,6 @@ usage(void)
 		   "  127  --exec: COMMAND not found\n");
 }
 
-#if defined(__GNUC__)
-#define HR_CLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define HR_CLI_PRINTF(f, a)
-#endif
-
-static void fail_line(const char *hint, const char *fmt,...) HR_CLI_PRINTF(2, 3);
-
-/* "heroku-pg-resolve: error: ..." then "hint: ..." on stderr. */
-static void
-fail_line(const char *hint, const char *fmt,...)
-{
-	va_list		ap;
-
-	fprintf(stderr, "%s: error: ", PROG);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	if (hint && hint[0])
-		fprintf(stderr, "hint: %s\n", hint);
-}
-
 static int
 usage_error(const char *fmt, const char *arg)
 {
@@ -224,9 +201,9 @@ report(const hr_error *err, const hr_settings *s, const char *api_host)
 		}
 	}
 	if (err->detail[0])
-		fail_line(hint, "%s (%s)", err->message, err->detail);
+		hr_cli_fail(hint, "%s (%s)", err->message, err->detail);
 	else
-		fail_line(hint, "%s", err->message);
+		hr_cli_fail(hint, "%s", err->message);
 	return exit_code_for(err);
 }
 
@@ -307,7 +284,7 @@ write_service(const char *file, const char *name, const hr_result *r)
 
 	if (path == NULL)
 	{
-		fail_line("Give --service-file FILE or set PGSERVICEFILE.",
+		hr_cli_fail("Give --service-file FILE or set PGSERVICEFILE.",
 				  "could not find the home directory for ~/.pg_service.conf");
 		return EX_CANTCREAT;
 	}
@@ -320,19 +297,19 @@ write_service(const char *file, const char *name, const hr_result *r)
 		case HR_SERVICE_OK:
 			return EX_OK;
 		case HR_SERVICE_EBADNAME:
-			fail_line("Use letters, digits, \"_\", \"-\" or \".\".", "%s", serr.message);
+			hr_cli_fail("Use letters, digits, \"_\", \"-\" or \".\".", "%s", serr.message);
 			return EX_USAGE;
 		case HR_SERVICE_EBADVALUE:
-			fail_line("Use the conninfo or --url output instead of a service file.",
+			hr_cli_fail("Use the conninfo or --url output instead of a service file.",
 					  "%s", serr.message);
 			return EX_DATAERR;
 		case HR_SERVICE_ENOMEM:
-			fail_line(OOM_HINT, "%s", serr.message);
+			hr_cli_fail(OOM_HINT, "%s", serr.message);
 			return EX_SOFTWARE;
 		case HR_SERVICE_EIO:
 			break;
 	}
-	fail_line(serr.hint[0] ? serr.hint
+	hr_cli_fail(serr.hint[0] ? serr.hint
 			  : "Choose another file with --service-file or PGSERVICEFILE.",
 			  "%s", serr.message);
 	return EX_CANTCREAT;
@@ -352,11 +329,11 @@ run_command(char **cmd, const char *url)
 	(void) unsetenv("HEROKU_API_KEY");
 	if (setenv("DATABASE_URL", url, 1) != 0)
 	{
-		fail_line(OOM_HINT, "could not set DATABASE_URL: %s", strerror(errno));
+		hr_cli_fail(OOM_HINT, "could not set DATABASE_URL: %s", strerror(errno));
 		return EX_SOFTWARE;
 	}
 	e = hr_exec(cmd);
-	fail_line(e == ENOENT ? "Check the command's name and PATH." : "Check the command's permissions.",
+	hr_cli_fail(e == ENOENT ? "Check the command's name and PATH." : "Check the command's permissions.",
 			  "could not run \"%s\": %s", cmd[0], strerror(e));
 	return e == ENOENT ? EXIT_COMMAND_NOT_FOUND : EXIT_CANNOT_EXECUTE;
 }
@@ -489,19 +466,19 @@ main(int argc, char **argv)
 		config_var = positional[1];
 	if (!hr_valid_app(app))
 	{
-		fail_line("An app name is 3 to 30 characters of a-z, 0-9 and \"-\", starting with a letter; an app id is a UUID.",
+		hr_cli_fail("An app name is 3 to 30 characters of a-z, 0-9 and \"-\", starting with a letter; an app id is a UUID.",
 				  "invalid Heroku app name \"%.60s\"", app);
 		return EX_USAGE;
 	}
 	if (!hr_valid_config_var(config_var))
 	{
-		fail_line("A config var name is letters, digits and \"_\", such as DATABASE_URL.",
+		hr_cli_fail("A config var name is letters, digits and \"_\", such as DATABASE_URL.",
 				  "invalid config var name \"%.60s\"", config_var);
 		return EX_USAGE;
 	}
 	if (service && !hr_service_valid_name(service))
 	{
-		fail_line("Use letters, digits, \"_\", \"-\" or \".\".",
+		hr_cli_fail("Use letters, digits, \"_\", \"-\" or \".\".",
 				  "invalid service name \"%.60s\"", service);
 		return EX_USAGE;
 	}
@@ -512,7 +489,7 @@ main(int argc, char **argv)
 		s.timeout_ms = hr_parse_timeout_ms(timeout_text);
 		if (s.timeout_ms < 0)
 		{
-			fail_line("Give milliseconds (5000), or a number with \"ms\" or \"s\" (5s).",
+			hr_cli_fail("Give milliseconds (5000), or a number with \"ms\" or \"s\" (5s).",
 					  "invalid --timeout value \"%.40s\"", timeout_text);
 			return EX_CONFIG;
 		}
@@ -523,7 +500,7 @@ main(int argc, char **argv)
 
 		if (sm < 0)
 		{
-			fail_line("Use require, verify-ca or verify-full.",
+			hr_cli_fail("Use require, verify-ca or verify-full.",
 					  "invalid --min-sslmode value \"%.40s\"", sslmode_text);
 			return EX_CONFIG;
 		}
@@ -531,7 +508,7 @@ main(int argc, char **argv)
 	}
 	if (s.ca_file && access(s.ca_file, R_OK) != 0)
 	{
-		fail_line("Give a readable PEM file of CA certificates.",
+		hr_cli_fail("Give a readable PEM file of CA certificates.",
 				  "could not read CA file \"%s\": %s", s.ca_file, strerror(errno));
 		return EX_CONFIG;
 	}
@@ -546,7 +523,7 @@ main(int argc, char **argv)
 	http = hr_http_new();
 	if (http == NULL)
 	{
-		fail_line(OOM_HINT, "out of memory");
+		hr_cli_fail(OOM_HINT, "out of memory");
 		return EX_SOFTWARE;
 	}
 	rc = hr_resolve(http, &s, app, config_var, &r, &err);
@@ -562,7 +539,7 @@ main(int argc, char **argv)
 			rc = EX_OK;
 			if (fflush(stdout) != 0 || ferror(stdout))
 			{
-				fail_line("Check where the output goes.", "could not write the output: %s",
+				hr_cli_fail("Check where the output goes.", "could not write the output: %s",
 						  strerror(errno));
 				rc = EX_IOERR;
 			}

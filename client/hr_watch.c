@@ -400,7 +400,7 @@ hr_watch_poll_feed(hr_watch *w, int initial)
 		return 0;
 	if (rc != HR_OK && initial && (rc == HR_EAUTH || rc == HR_EFORBIDDEN || rc == HR_EINVAL))
 	{
-		hr_watch_fail(rc == HR_EINVAL ? "Check --api-url or HEROKU_API_URL."
+		hr_cli_fail(rc == HR_EINVAL ? "Check --api-url or HEROKU_API_URL."
 					  : "Check the token: listing the apps needs access to them.",
 					  "%s", err.message);
 		return hr_watch_exit_code(rc);

@@ -135,11 +135,12 @@ extern int	hr_watch_apply(hr_watch *w, int app, const char *what, long wait_ms,
 						   char *why, size_t whylen);
 extern char *hr_watch_health(hr_watch *w);
 
-/* hr_watch_opts.c: configure returns -1 to go on, else the exit status */
+/* hr_watch_opts.c: configure returns -1 to go on, else the exit status; hr_cli_fail
+ * prints "heroku-pg-resolve: error: ..." then "hint: ..." for every mode */
 extern int	hr_watch_configure(hr_watch *w, int argc, char **argv);
 extern int	hr_watch_load_secrets(hr_watch *w, int at_start);
 extern int	hr_watch_exit_code(hr_code code);
-extern void hr_watch_fail(const char *hint, const char *fmt,...)
+extern void hr_cli_fail(const char *hint, const char *fmt,...)
 			__attribute__((format(printf, 2, 3)));
 extern long hr_watch_parse_duration_ms(const char *text);
 extern void hr_watch_free_config(hr_watch *w);

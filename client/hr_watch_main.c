@@ -138,7 +138,7 @@ hr_watch_main(int argc, char **argv)
 	memset(&w, 0, sizeof(w));
 	if (setup_threads(&w) != 0)
 	{
-		hr_watch_fail("The system is short of resources; retry later.", "could not start a thread: %s", strerror(errno));
+		hr_cli_fail("The system is short of resources; retry later.", "could not start a thread: %s", strerror(errno));
 		return HR_WATCH_EX_OSERR;
 	}
 	rc = hr_watch_configure(&w, argc, argv);
@@ -154,19 +154,19 @@ hr_watch_main(int argc, char **argv)
 	memset(&err, 0, sizeof(err));
 	if (hr_global_init(&err) != HR_OK)
 	{
-		hr_watch_fail("The system is short of resources; retry later.", "%s", err.message);
+		hr_cli_fail("The system is short of resources; retry later.", "%s", err.message);
 		return finish(&w, EX_SOFTWARE);
 	}
 	w.api = hr_http_new();
 	w.feed = hr_wfeed_new(w.feed_page);
 	if (w.api == NULL || w.feed == NULL)
 	{
-		hr_watch_fail("The system is short of memory; retry later.", "out of memory");
+		hr_cli_fail("The system is short of memory; retry later.", "out of memory");
 		return finish(&w, EX_SOFTWARE);
 	}
 	if (w.listen && (rc = hr_watch_http_start(&w, why, sizeof(why))) != 0)
 	{
-		hr_watch_fail("Choose another address or port, or stop what uses it.",
+		hr_cli_fail("Choose another address or port, or stop what uses it.",
 					  "could not listen on %s: %s", w.listen, why);
 		return finish(&w, rc);
 	}
@@ -177,12 +177,12 @@ hr_watch_main(int argc, char **argv)
 	for (i = 0; i < w.napps && !w.stop; i++)
 		if ((rc = hr_watch_check_app(&w, i, 1)) != 0)
 		{
-			hr_watch_fail(start_hint(rc), "app %s: %s", w.apps[i].ident, w.apps[i].last_error);
+			hr_cli_fail(start_hint(rc), "app %s: %s", w.apps[i].ident, w.apps[i].last_error);
 			return finish(&w, rc);
 		}
 	if (hr_watch_dbs_start(&w) != 0)
 	{
-		hr_watch_fail("The system is short of resources; retry later.", "could not start the cluster threads");
+		hr_cli_fail("The system is short of resources; retry later.", "could not start the cluster threads");
 		return finish(&w, HR_WATCH_EX_OSERR);
 	}
 	if (w.interval_ms > 0)

@@ -95,7 +95,7 @@ usage(void)
 }
 
 void
-hr_watch_fail(const char *hint, const char *fmt,...)
+hr_cli_fail(const char *hint, const char *fmt,...)
 {
 	va_list		ap;
 
@@ -235,7 +235,7 @@ add_service(hr_watch *w, const char *spec)
 	name[eq - spec] = '\0';
 	if (!hr_service_valid_name(name))
 	{
-		hr_watch_fail("Use letters, digits, \"_\", \"-\" or \".\".",
+		hr_cli_fail("Use letters, digits, \"_\", \"-\" or \".\".",
 					  "invalid service name \"%.60s\"", name);
 		return EX_USAGE;
 	}
@@ -251,14 +251,14 @@ add_service(hr_watch *w, const char *spec)
 		*colon = '\0';
 	if (!hr_valid_app(app))
 	{
-		hr_watch_fail("An app name is 3 to 30 characters of a-z, 0-9 and \"-\", starting with a letter; an app id is a UUID.",
+		hr_cli_fail("An app name is 3 to 30 characters of a-z, 0-9 and \"-\", starting with a letter; an app id is a UUID.",
 					  "invalid Heroku app name \"%.60s\"", app);
 		free(app);
 		return EX_USAGE;
 	}
 	if (!hr_valid_config_var(var))
 	{
-		hr_watch_fail("A config var name is letters, digits and \"_\", such as DATABASE_URL.",
+		hr_cli_fail("A config var name is letters, digits and \"_\", such as DATABASE_URL.",
 					  "invalid config var name \"%.60s\"", var);
 		free(app);
 		return EX_USAGE;
@@ -329,10 +329,10 @@ hr_watch_load_secrets(hr_watch *w, int at_start)
 			snprintf(hint, sizeof(hint),
 					 "Give --api-key-file FILE, set HEROKU_API_KEY, or add \"machine %s login EMAIL password TOKEN\" to ~/.netrc (or --netrc-file FILE).",
 					 w->api_host);
-			hr_watch_fail(hint, "%s", err.message);
+			hr_cli_fail(hint, "%s", err.message);
 		}
 		else
-			hr_watch_fail("Check the file's path and permissions.", "%s", err.message);
+			hr_cli_fail("Check the file's path and permissions.", "%s", err.message);
 		return hr_watch_exit_code(rc);
 	}
 	pthread_mutex_lock(&w->mu);
@@ -371,13 +371,13 @@ check_values(hr_watch *w, const char *interval, const char *timeout,
 	w->interval_ms = interval ? hr_watch_parse_duration_ms(interval) : DEFAULT_INTERVAL_MS;
 	if (w->interval_ms < 0)
 	{
-		hr_watch_fail("Give 0, or a number with ms, s, min or h (500ms, 30s, 1min).",
+		hr_cli_fail("Give 0, or a number with ms, s, min or h (500ms, 30s, 1min).",
 					  "invalid --interval value \"%.40s\"", interval);
 		return EX_CONFIG;
 	}
 	if (timeout && (w->s.timeout_ms = hr_parse_timeout_ms(timeout)) < 0)
 	{
-		hr_watch_fail("Give milliseconds (5000), or a number with \"ms\" or \"s\" (5s).",
+		hr_cli_fail("Give milliseconds (5000), or a number with \"ms\" or \"s\" (5s).",
 					  "invalid --timeout value \"%.40s\"", timeout);
 		return EX_CONFIG;
 	}
@@ -387,7 +387,7 @@ check_values(hr_watch *w, const char *interval, const char *timeout,
 
 		if (sm < 0)
 		{
-			hr_watch_fail("Use require, verify-ca or verify-full.",
+			hr_cli_fail("Use require, verify-ca or verify-full.",
 						  "invalid --min-sslmode value \"%.40s\"", sslmode);
 			return EX_CONFIG;
 		}
@@ -395,7 +395,7 @@ check_values(hr_watch *w, const char *interval, const char *timeout,
 	}
 	if (w->s.ca_file && access(w->s.ca_file, R_OK) != 0)
 	{
-		hr_watch_fail("Give a readable PEM file of CA certificates.",
+		hr_cli_fail("Give a readable PEM file of CA certificates.",
 					  "could not read CA file \"%s\": %s", w->s.ca_file, strerror(errno));
 		return EX_CONFIG;
 	}
@@ -403,7 +403,7 @@ check_values(hr_watch *w, const char *interval, const char *timeout,
 					  strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
 					  atol(colon + 1) < 1 || atol(colon + 1) > 65535))
 	{
-		hr_watch_fail("Give HOST:PORT, such as 127.0.0.1:8080 or [::1]:8080.",
+		hr_cli_fail("Give HOST:PORT, such as 127.0.0.1:8080 or [::1]:8080.",
 					  "invalid --listen value \"%.80s\"", w->listen);
 		return EX_CONFIG;
 	}
@@ -423,7 +423,7 @@ check_values(hr_watch *w, const char *interval, const char *timeout,
 	memset(&err, 0, sizeof(err));
 	if (hr_api_url_check(w->s.api_url ? w->s.api_url : HR_DEFAULT_API_URL, &err) != HR_OK)
 	{
-		hr_watch_fail("Check --api-url or HEROKU_API_URL.", "%s", err.message);
+		hr_cli_fail("Check --api-url or HEROKU_API_URL.", "%s", err.message);
 		return EX_CONFIG;
 	}
 	w->feed_page = 1000;
@@ -465,7 +465,7 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 			case 'A':
 				if (!hr_valid_app(optarg))
 				{
-					hr_watch_fail("An app name is 3 to 30 characters of a-z, 0-9 and \"-\", starting with a letter; an app id is a UUID.",
+					hr_cli_fail("An app name is 3 to 30 characters of a-z, 0-9 and \"-\", starting with a letter; an app id is a UUID.",
 								  "invalid Heroku app name \"%.60s\"", optarg);
 					return EX_USAGE;
 				}
@@ -539,7 +539,7 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 		w->service_file = service_file ? strdup(service_file) : hr_service_default_file();
 		if (w->service_file == NULL)
 		{
-			hr_watch_fail("Give --service-file FILE or set PGSERVICEFILE.",
+			hr_cli_fail("Give --service-file FILE or set PGSERVICEFILE.",
 						  "could not find the home directory for ~/.pg_service.conf");
 			return EX_CANTCREAT;
 		}
