@@ -33,9 +33,11 @@
 #include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "nodes/plannodes.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -81,7 +83,98 @@ hr_heal_note_served(const char *url)
 	explicit_bzero(&s, sizeof(s));
 }
 
-/* Remember the foreign servers a plan reads or writes. */
+static void
+note_server(Oid serverid)
+{
+	int			i;
+
+	for (i = 0; i < nused; i++)
+		if (used_servers[i] == serverid)
+			return;
+	if (nused < HR_HEAL_USED)
+		used_servers[nused++] = serverid;
+}
+
+/*
+ * The foreign server a dblink function in FROM names by its first argument,
+ * as in dblink('srv', 'select ...'): a constant text naming an existing
+ * server.  InvalidOid otherwise (a conninfo, a connection name, an
+ * expression, another function).
+ */
+static Oid
+dblink_server(RangeTblFunction *rtf)
+{
+	FuncExpr   *f = (FuncExpr *) rtf->funcexpr;
+	Const	   *arg;
+	char	   *fname;
+	char	   *sname;
+	ForeignServer *srv;
+	bool		is_dblink;
+
+	if (f == NULL || !IsA(f, FuncExpr) || list_length(f->args) < 1)
+		return InvalidOid;
+	arg = (Const *) linitial(f->args);
+	if (!IsA(arg, Const) || arg->constisnull || arg->consttype != TEXTOID)
+		return InvalidOid;
+	fname = get_func_name(f->funcid);
+	is_dblink = fname != NULL && strncmp(fname, "dblink", 6) == 0;
+	if (fname)
+		pfree(fname);
+	if (!is_dblink)
+		return InvalidOid;
+	sname = TextDatumGetCString(arg->constvalue);
+	/* a conninfo is no server name (and may hold a password): not looked up */
+	if (strchr(sname, '=') != NULL || strlen(sname) >= NAMEDATALEN)
+		srv = NULL;
+	else
+		srv = GetForeignServerByName(sname, true);
+	explicit_bzero(sname, strlen(sname));
+	pfree(sname);
+	return srv ? srv->serverid : InvalidOid;
+}
+
+/*
+ * The servers dblink functions name in a plan's function scans (the final
+ * range table no longer holds the functions: the plan nodes do).
+ */
+static void
+note_dblink_servers(Plan *plan)
+{
+	ListCell   *lc;
+
+	check_stack_depth();
+	if (plan == NULL)
+		return;
+	if (IsA(plan, FunctionScan))
+	{
+		foreach(lc, ((FunctionScan *) plan)->functions)
+		{
+			Oid			serverid = dblink_server(lfirst_node(RangeTblFunction, lc));
+
+			if (OidIsValid(serverid))
+				note_server(serverid);
+		}
+	}
+	else if (IsA(plan, Append))
+	{
+		foreach(lc, ((Append *) plan)->appendplans)
+			note_dblink_servers((Plan *) lfirst(lc));
+	}
+	else if (IsA(plan, MergeAppend))
+	{
+		foreach(lc, ((MergeAppend *) plan)->mergeplans)
+			note_dblink_servers((Plan *) lfirst(lc));
+	}
+	else if (IsA(plan, SubqueryScan))
+		note_dblink_servers(((SubqueryScan *) plan)->subplan);
+	note_dblink_servers(plan->lefttree);
+	note_dblink_servers(plan->righttree);
+}
+
+/*
+ * Remember the foreign servers a plan reads or writes: its foreign tables,
+ * and the servers dblink functions in its FROM clauses name.
+ */
 static void
 note_foreign_servers(PlannedStmt *stmt)
 {
@@ -90,18 +183,13 @@ note_foreign_servers(PlannedStmt *stmt)
 	foreach(lc, stmt->rtable)
 	{
 		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-		Oid			serverid;
-		int			i;
-		bool		known = false;
 
-		if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_FOREIGN_TABLE)
-			continue;
-		serverid = GetForeignTable(rte->relid)->serverid;
-		for (i = 0; i < nused; i++)
-			known |= used_servers[i] == serverid;
-		if (!known && nused < HR_HEAL_USED)
-			used_servers[nused++] = serverid;
+		if (rte->rtekind == RTE_RELATION && rte->relkind == RELKIND_FOREIGN_TABLE)
+			note_server(GetForeignTable(rte->relid)->serverid);
 	}
+	note_dblink_servers(stmt->planTree);
+	foreach(lc, stmt->subplans)
+		note_dblink_servers((Plan *) lfirst(lc));
 }
 
 /*

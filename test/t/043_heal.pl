@@ -183,5 +183,26 @@ cmp_ok($fails, '<=', 3, 'foreign table: only the statements before the refresh l
 like(slurp_file($node->logfile), qr/healed foreign server "heal_srv"/,
 	'the worker logged the healing, naming the server');
 
+# ---- a dblink_fdw server used by name, dblink('srv', ...), heals the same way
+$node->safe_psql('postgres', qq{SELECT heroku_fdw_create_server('heal_dbl', '$app', fdw => 'dblink_fdw')});
+my $by_name = q{SELECT x FROM dblink('heal_dbl', 'select 1') AS t(x int)};
+is($node->safe_psql('postgres', $by_name), '1', 'dblink by server name: reachable before the rotation');
+rotate();
+($fails, $ok_after) = (0, 0);
+$t0 = time;
+while (time - $t0 < 10)
+{
+	($ret, $out, $err) = $node->psql('postgres', $by_name);
+	if ($ret == 0) { $ok_after = 1; last; }
+	$fails++;
+	usleep(100_000);
+}
+note(sprintf('dblink by server name: %d failed statements, healed after %.2f s', $fails, time - $t0));
+ok($ok_after, 'dblink by server name: a new backend succeeds after the worker refreshed the server');
+cmp_ok($fails, '>=', 1, 'dblink by server name: the rotation was seen (the old password failed)');
+cmp_ok($fails, '<=', 3, 'dblink by server name: only the statements before the refresh landed failed');
+like(slurp_file($node->logfile), qr/healed foreign server "heal_dbl"/,
+	'the worker logged the healing of the dblink_fdw server');
+
 $node->stop;
 done_testing();
