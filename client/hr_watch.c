@@ -22,12 +22,10 @@
  */
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <syslog.h>
 #include <sysexits.h>
 
 #include <json-c/json.h>
@@ -35,48 +33,9 @@
 #include "hr_internal.h"
 #include "hr_service.h"
 #include "hr_watch.h"
+#include "hr_watch_db.h"
 #include "hr_watch_feed.h"
-
-double
-hr_watch_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* One line to stderr (or syslog): never a token, secret or password. */
-void
-hr_watch_log(hr_watch *w, const char *fmt,...)
-{
-	char		line[1200];
-	va_list		ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (w->use_syslog)
-		syslog(LOG_INFO, "%s", line);
-	else
-		fprintf(stderr, "%s watch: %s\n", HR_WATCH_PROG, line);
-}
-
-/* With mu held: wait for news on cond, or until the monotonic time until. */
-void
-hr_watch_wait(hr_watch *w, double until)
-{
-	struct timespec ts;
-	double		now = hr_watch_now();
-
-	if (until <= now)
-		return;
-	if (until > now + 3600)
-		until = now + 3600;
-	ts.tv_sec = (time_t) until;
-	ts.tv_nsec = (long) ((until - (double) ts.tv_sec) * 1e9);
-	pthread_cond_timedwait(&w->cond, &w->mu, &ts);
-}
+#include "hr_watch_opts.h"
 
 /* Ask for a check of app i; with mu held.  Returns the ticket. */
 static unsigned long

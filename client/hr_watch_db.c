@@ -26,7 +26,7 @@
 
 #include "libpq-fe.h"
 
-#include "hr_watch.h"
+#include "hr_watch_db.h"
 
 #define DB_CONNECT_TIMEOUT "5"
 

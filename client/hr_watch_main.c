@@ -21,7 +21,9 @@
 #include <sysexits.h>
 
 #include "hr_watch.h"
+#include "hr_watch_db.h"
 #include "hr_watch_feed.h"
+#include "hr_watch_opts.h"
 
 /* The interrupt callback of API requests: give up when stopping. */
 static int

@@ -3,15 +3,15 @@
  * hr_watch_opts.c
  *		heroku-pg-resolve watch: its options, their checks, the secrets it
  *		reads at start and on SIGHUP, and its start-up errors.  The exit
- *		statuses are those of the other modes (sysexits.h), plus 71 when it
- *		cannot listen or start a thread; they are listed in --help and in
+ *		statuses are those of the other modes (sysexits.h, mapped by
+ *		hr_watch_exit_code in hr_watch_base.c), plus 71 when it cannot
+ *		listen or start a thread; they are listed in --help and in
  *		doc/heroku-pg-resolve.1.
  *
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +20,8 @@
 
 #include "hr_internal.h"
 #include "hr_service.h"
-#include "hr_watch.h"
+#include "hr_watch_db.h"
+#include "hr_watch_opts.h"
 
 #define DEFAULT_INTERVAL_MS 30000
 #define MAX_INTERVAL_MS (24L * 3600 * 1000)
@@ -94,20 +95,6 @@ usage(void)
 		   "it keeps the old entries and retries.\n");
 }
 
-void
-hr_cli_fail(const char *hint, const char *fmt,...)
-{
-	va_list		ap;
-
-	fprintf(stderr, "%s: error: ", HR_WATCH_PROG);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	if (hint && hint[0])
-		fprintf(stderr, "hint: %s\n", hint);
-}
-
 static int
 usage_error(const char *fmt, const char *arg)
 {
@@ -125,36 +112,6 @@ option_name(const char *arg)
 
 	snprintf(buf, sizeof(buf), "%.*s", (int) strcspn(arg, "="), arg);
 	return buf;
-}
-
-/* The exit status for a resolver error, as the other modes map it. */
-int
-hr_watch_exit_code(hr_code code)
-{
-	switch (code)
-	{
-		case HR_OK:
-			return EX_OK;
-		case HR_EINVAL:
-		case HR_ETOKENFILE:
-			return EX_CONFIG;
-		case HR_ENOTOKEN:
-		case HR_EAUTH:
-		case HR_EFORBIDDEN:
-			return EX_NOPERM;
-		case HR_ENOTFOUND:
-			return EX_NOINPUT;
-		case HR_ERATELIMIT:
-		case HR_EUNAVAILABLE:
-			return EX_UNAVAILABLE;
-		case HR_EPROTOCOL:
-		case HR_EBADURL:
-			return EX_DATAERR;
-		case HR_ECANCELED:
-		case HR_ENOMEM:
-			return EX_SOFTWARE;
-	}
-	return EX_SOFTWARE;
 }
 
 /*
