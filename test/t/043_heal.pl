@@ -160,6 +160,30 @@ SKIP:
 	cmp_ok($storm, '<=', int($secs) + 2, 'storm: at most about one API request a second');
 }
 
+# After a rotation, run $sql in a new backend every 100 ms (10 s at most) until it
+# succeeds; check that it did, after at least one and at most 3 failures, and that the
+# worker logged the healing of $server.
+sub heals_without_a_manual_step
+{
+	my ($what, $sql, $server) = @_;
+	rotate();
+	my ($fails, $ok_after, $t0) = (0, 0, time);
+	while (time - $t0 < 10)
+	{
+		my ($r) = $node->psql('postgres', $sql);
+		if ($r == 0) { $ok_after = 1; last; }
+		$fails++;
+		usleep(100_000);
+	}
+	note(sprintf('%s: %d failed statements, healed after %.2f s', $what, $fails, time - $t0));
+	ok($ok_after, "$what: a new backend succeeds after the worker refreshed the server");
+	cmp_ok($fails, '>=', 1, "$what: the rotation was seen (the old password failed)");
+	cmp_ok($fails, '<=', 3, "$what: only the statements before the refresh landed failed");
+	like(slurp_file($node->logfile), qr/healed foreign server "\Q$server\E"/,
+		"$what: the worker logged the healing, naming the server");
+	return;
+}
+
 # ---- a registered foreign server heals in every new backend without a manual step
 $node->safe_psql('postgres', qq{
 SELECT heroku_fdw_create_server('heal_srv', '$app');
@@ -167,42 +191,13 @@ CREATE FOREIGN TABLE heal_orders (id int) SERVER heal_srv OPTIONS (table_name 'o
 });
 is($node->safe_psql('postgres', 'SELECT count(*) > 0 FROM heal_orders'), 't',
 	'foreign table: reachable before the rotation');
-rotate();
-my ($fails, $ok_after) = (0, 0);
-my $t0 = time;
-while (time - $t0 < 10)
-{
-	($ret, $out, $err) = $node->psql('postgres', 'SELECT count(*) > 0 FROM heal_orders');
-	if ($ret == 0) { $ok_after = 1; last; }
-	$fails++;
-	usleep(100_000);
-}
-note(sprintf('foreign table: %d failed statements, healed after %.2f s', $fails, time - $t0));
-ok($ok_after, 'foreign table: a new backend succeeds after the worker refreshed the server');
-cmp_ok($fails, '<=', 3, 'foreign table: only the statements before the refresh landed failed');
-like(slurp_file($node->logfile), qr/healed foreign server "heal_srv"/,
-	'the worker logged the healing, naming the server');
+heals_without_a_manual_step('foreign table', 'SELECT count(*) > 0 FROM heal_orders', 'heal_srv');
 
 # ---- a dblink_fdw server used by name, dblink('srv', ...), heals the same way
 $node->safe_psql('postgres', qq{SELECT heroku_fdw_create_server('heal_dbl', '$app', fdw => 'dblink_fdw')});
 my $by_name = q{SELECT x FROM dblink('heal_dbl', 'select 1') AS t(x int)};
 is($node->safe_psql('postgres', $by_name), '1', 'dblink by server name: reachable before the rotation');
-rotate();
-($fails, $ok_after) = (0, 0);
-$t0 = time;
-while (time - $t0 < 10)
-{
-	($ret, $out, $err) = $node->psql('postgres', $by_name);
-	if ($ret == 0) { $ok_after = 1; last; }
-	$fails++;
-	usleep(100_000);
-}
-note(sprintf('dblink by server name: %d failed statements, healed after %.2f s', $fails, time - $t0));
-ok($ok_after, 'dblink by server name: a new backend succeeds after the worker refreshed the server');
-cmp_ok($fails, '>=', 1, 'dblink by server name: the rotation was seen (the old password failed)');
-cmp_ok($fails, '<=', 3, 'dblink by server name: only the statements before the refresh landed failed');
-like(slurp_file($node->logfile), qr/healed foreign server "heal_dbl"/,
-	'the worker logged the healing of the dblink_fdw server');
+heals_without_a_manual_step('dblink by server name', $by_name, 'heal_dbl');
 
 $node->stop;
 done_testing();
