@@ -28,14 +28,9 @@ sub requests { return mock_count($path); }
 
 mock('put-app', $app, '--var', "DATABASE_URL=postgres://cuser:$pw\@first.example:5432/cdb");
 
-my $node = PostgreSQL::Test::Cluster->new('cache');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'heroku_resolver'
-heroku.api_url = '$mock_url'
+my $node = preloaded_node('cache', $mock_url, qq{
 heroku.allow_local_hosts = on
 heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'
-heroku.netrc_file = '/dev/null'
 heroku.watch_interval = 0
 heroku.cache_entries = 32
 log_min_messages = debug1

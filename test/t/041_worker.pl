@@ -31,14 +31,9 @@ sub rotate_to
 
 mock('put-app', $app, '--var', "DATABASE_URL=postgres://wuser:$pw\@first.example:5432/wdb");
 
-my $node = PostgreSQL::Test::Cluster->new('worker');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'heroku_resolver'
-heroku.api_url = '$mock_url'
+my $node = preloaded_node('worker', $mock_url, qq{
 heroku.allow_local_hosts = on
 heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'
-heroku.netrc_file = '/dev/null'
 heroku.watch_interval = 0
 heroku.refresh_interval = '1s'
 heroku.database = 'postgres'

@@ -66,14 +66,9 @@ sub app_url
 mock('put-app', $app, '--var', 'DATABASE_URL=' . url_of('first.example'));
 mock('put-app', 'feed-gone', '--var', 'DATABASE_URL=' . url_of('gone.example'));
 
-my $node = PostgreSQL::Test::Cluster->new('feed');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'heroku_resolver'
-heroku.api_url = '$mock_url'
+my $node = preloaded_node('feed', $mock_url, qq{
 heroku.allow_local_hosts = on
 heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'
-heroku.netrc_file = '/dev/null'
 heroku.watch_interval = '${interval}s'
 heroku.refresh_interval = 0
 heroku.database = 'postgres'

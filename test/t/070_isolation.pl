@@ -27,13 +27,8 @@ mock('put-app', $app, '--var', "DATABASE_URL=postgres://iuser:$pw\@db.example.co
 
 delete local $ENV{HEROKU_API_KEY};
 
-my $node = PostgreSQL::Test::Cluster->new('isolation');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'heroku_resolver'
+my $node = preloaded_node('isolation', $mock_url, qq{
 heroku.watch_interval = 0
-heroku.api_url = '$mock_url'
-heroku.netrc_file = '/dev/null'
 log_min_messages = debug1
 });
 {

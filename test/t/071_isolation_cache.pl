@@ -29,16 +29,11 @@ mock('put-app', $app, '--var', "DATABASE_URL=postgres://cuser:$pw\@db.example.co
 
 delete local $ENV{HEROKU_API_KEY};
 
-my $node = PostgreSQL::Test::Cluster->new('isolation_cache');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'heroku_resolver'
+my $node = preloaded_node('isolation_cache', $tls_url, qq{
 heroku.cache_entries = 16
 heroku.watch_interval = 0
 heroku.refresh_interval = 0
-heroku.api_url = '$tls_url'
 heroku.ca_file = '$ENV{HR_TEST_CA}'
-heroku.netrc_file = '/dev/null'
 });
 $node->start;
 $node->safe_psql('postgres', qq{

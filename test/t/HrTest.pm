@@ -7,9 +7,10 @@ use warnings;
 
 use Exporter 'import';
 use IPC::Run ();
+use PostgreSQL::Test::Cluster;
 use Test::More ();
 
-our @EXPORT = qw(need_env mock mock_out mock_count);
+our @EXPORT = qw(need_env mock mock_out mock_count preloaded_node);
 
 my $PY = '/usr/bin/python3';
 
@@ -47,6 +48,21 @@ sub mock_count
 {
 	my ($path, $url) = @_;
 	return mock_out(($url ? ('--url', $url) : ()), 'counts', ($path ? ('--path', $path) : ()));
+}
+
+# A new cluster (initialised, not started) that preloads the extension and
+# asks the API at $api_url with no netrc; $conf: more postgresql.conf lines.
+sub preloaded_node
+{
+	my ($name, $api_url, $conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'heroku_resolver'
+heroku.api_url = '$api_url'
+heroku.netrc_file = '/dev/null'
+$conf});
+	return $node;
 }
 
 1;
