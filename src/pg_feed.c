@@ -32,6 +32,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -233,38 +234,33 @@ typedef struct RegRow
 } RegRow;
 
 /*
- * Every registered server of this database (RegRows in cxt) and the
- * extension's schema, in a transaction of its own; NIL when the extension
- * (1.1 or later) is not here, or (*ok false) when reading it failed.
+ * Every registered server of this database (RegRows in cxt), in a
+ * transaction of its own; NIL when the extension (1.1 or later) is not
+ * here, or (*ok false) when reading it failed.
  */
 static List *
-registry_rows(char **schema, bool *ok, MemoryContext cxt)
+registry_rows(bool *ok, MemoryContext cxt)
 {
 	List	   *volatile rows = NIL;
 
-	*schema = NULL;
 	*ok = true;
 	PG_TRY();
 	{
 		int			ret;
 		uint64		i;
+		Oid			argtype = NAMEOID;
+		Oid			fn;
 
 		StartTransactionCommand();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		ret = SPI_execute("SELECT pg_catalog.quote_ident(n.nspname)"
-						  " FROM pg_catalog.pg_extension e"
-						  " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
-						  " WHERE e.extname OPERATOR(pg_catalog.=) 'heroku_resolver'"
-						  " AND pg_catalog.to_regprocedure(pg_catalog.quote_ident(n.nspname)"
-						  " OPERATOR(pg_catalog.||) '.heroku_fdw_refresh(name)') IS NOT NULL",
-						  true, 1);
-		if (ret == SPI_OK_SELECT && SPI_processed == 1)
+		fn = hr_ext_function("heroku_fdw_refresh", 1, &argtype);
+		if (OidIsValid(fn))
 		{
-			*schema = MemoryContextStrdup(cxt, SPI_getvalue(SPI_tuptable->vals[0],
-															 SPI_tuptable->tupdesc, 1));
+			const char *schema = quote_identifier(get_namespace_name(get_func_namespace(fn)));
+
 			ret = SPI_execute(psprintf("SELECT server::pg_catalog.text, app, config_var"
-									   " FROM %s.heroku_fdw_registry ORDER BY 1", *schema),
+									   " FROM %s.heroku_fdw_registry ORDER BY 1", schema),
 							  true, 0);
 			if (ret != SPI_OK_SELECT)
 				elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
@@ -316,34 +312,28 @@ has_entries(HrCache *c, const ChangedApp *app)
 	return found;
 }
 
-/* heroku_fdw_refresh(server), in a transaction of its own; false if it failed. */
+/* heroku_fdw_refresh(server) by OID, in a transaction of its own; false if it failed. */
 static bool
-refresh_server(const char *schema, const char *server, const char *config_var,
+refresh_server(const char *server, const char *config_var,
 			   const ChangedApp *app, MemoryContext cxt)
 {
 	volatile bool ok = true;
 
 	PG_TRY();
 	{
-		Oid			types[1] = {TEXTOID};
-		Datum		values[1];
-		bool		isnull;
-		bool		changed;
-		int			ret;
+		Oid			argtype = NAMEOID;
+		Oid			fn;
+		NameData	srvname;
+		bool		changed = false;
 
 		StartTransactionCommand();
-		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "heroku_fdw_refresh() after a release");
-		values[0] = CStringGetTextDatum(server);
-		ret = SPI_execute_with_args(psprintf("SELECT %s.heroku_fdw_refresh($1::pg_catalog.name)",
-											 schema),
-									1, types, values, NULL, false, 1);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
-		changed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-											 1, &isnull));
-		SPI_finish();
+		/* the extension's own function, by OID: no name a role could plant */
+		fn = hr_ext_function("heroku_fdw_refresh", 1, &argtype);
+		namestrcpy(&srvname, server);
+		if (OidIsValid(fn))
+			changed = DatumGetBool(OidFunctionCall1(fn, NameGetDatum(&srvname)));
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		MemoryContextSwitchTo(cxt);
@@ -369,8 +359,7 @@ refresh_server(const char *schema, const char *server, const char *config_var,
  * neither costs nothing.  False if a step failed.
  */
 static bool
-follow_release(HrCache *c, const ChangedApp *app, List *rows, const char *schema,
-			   MemoryContext cxt)
+follow_release(HrCache *c, const ChangedApp *app, List *rows, MemoryContext cxt)
 {
 	bool		cached = has_entries(c, app);
 	ListCell   *lc;
@@ -410,7 +399,7 @@ follow_release(HrCache *c, const ChangedApp *app, List *rows, const char *schema
 	{
 		RegRow	   *r = lfirst(lc);
 
-		if (is_app(r->app, app) && !refresh_server(schema, r->server, r->config_var, app, cxt))
+		if (is_app(r->app, app) && !refresh_server(r->server, r->config_var, app, cxt))
 			ok = false;
 	}
 	return ok;
@@ -473,7 +462,6 @@ hr_feed_round(void)
 	TimestampTz now;
 	List	   *changed = NIL;
 	List	   *rows;
-	char	   *schema;
 	bool		rows_ok;
 	ListCell   *lc;
 	int			nnew = 0;
@@ -579,10 +567,10 @@ hr_feed_round(void)
 	hr_cache_lock(c);
 	c->feed.changes += nnew;
 	hr_cache_unlock(c);
-	rows = registry_rows(&schema, &rows_ok, cxt);
+	rows = registry_rows(&rows_ok, cxt);
 	foreach(lc, changed)
 	{
-		if (!follow_release(c, lfirst(lc), rows, schema, cxt) || !rows_ok)
+		if (!follow_release(c, lfirst(lc), rows, cxt) || !rows_ok)
 			retry_later(lfirst(lc));
 	}
 }

@@ -55,11 +55,17 @@ extern void hr_cache_set_worker_state(const char *state, bool ran);
 extern bool hr_cache_share_fresh_failures;
 extern TimestampTz hr_cache_fresh_after;
 
-/* pg_heal.c: healing on failure */
+/* pg_heal.c: healing on failure (the backends' side) */
 extern bool hr_heal;
 extern void hr_heal_init(void);
 extern void hr_heal_note_served(const char *url);
+
+/* pg_heal_queue.c: the servers queued for healing, and the worker's side */
 extern int	hr_heal_worker_round(void);
+
+/* pg_extobj.c: the extension's own functions, by OID, for the worker */
+extern Oid	hr_ext_function(const char *fname, int nargs, const Oid *argtypes);
+extern void hr_pin_search_path(void);
 
 /* pg_worker.c */
 extern void hr_worker_init(void);

@@ -20,7 +20,6 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -91,11 +90,11 @@ hr_worker_init(void)
 static bool
 refresh_round(void)
 {
-	char	   *schema = NULL;
-	StringInfoData sql;
+	const char *schema;
+	Oid			refresh_all;
 	int			ret;
 	uint64		i;
-	bool		ready = false;
+	bool		ready;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -103,36 +102,22 @@ refresh_round(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "heroku_fdw_refresh_all()");
 
-	ret = SPI_execute("SELECT pg_catalog.quote_ident(n.nspname),"
-					  " pg_catalog.to_regprocedure(pg_catalog.quote_ident(n.nspname)"
-					  " OPERATOR(pg_catalog.||) '.heroku_fdw_forget_dropped()') IS NOT NULL"
-					  " FROM pg_catalog.pg_extension e"
-					  " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
-					  " WHERE e.extname OPERATOR(pg_catalog.=) 'heroku_resolver'", true, 1);
-	if (ret == SPI_OK_SELECT && SPI_processed == 1)
-	{
-		bool		isnull;
-
-		schema = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		ready = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 2, &isnull));
-	}
-	initStringInfo(&sql);
+	/* the extension's own function, by OID: no name a role could plant */
+	refresh_all = hr_ext_function("heroku_fdw_refresh_all", 0, NULL);
+	ready = OidIsValid(refresh_all) &&
+		OidIsValid(hr_ext_function("heroku_fdw_forget_dropped", 0, NULL));
 	if (ready)
 	{
-		resetStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT %s.heroku_fdw_refresh_all()", schema);
-		ret = SPI_execute(sql.data, false, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+		(void) OidFunctionCall0(refresh_all);
 
 		/* the servers this round changed; no option value, only names */
-		resetStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT server::text, app, config_var FROM %s.heroku_fdw_registry"
-						 " WHERE last_changed OPERATOR(pg_catalog.=) pg_catalog.now() ORDER BY 1",
-						 schema);
+		schema = quote_identifier(get_namespace_name(get_func_namespace(refresh_all)));
 		/* not read-only: a new snapshot, to see what the refresh wrote */
-		ret = SPI_execute(sql.data, false, 0);
+		ret = SPI_execute(psprintf("SELECT server::pg_catalog.text, app, config_var"
+								   " FROM %s.heroku_fdw_registry"
+								   " WHERE last_changed OPERATOR(pg_catalog.=) pg_catalog.now()"
+								   " ORDER BY 1", schema),
+						  false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
 		for (i = 0; i < SPI_processed; i++)
@@ -221,6 +206,8 @@ hr_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(hr_database, NULL, 0);
+	/* the database's owner may set its search_path: the worker's SQL ignores it */
+	hr_pin_search_path();
 	hr_cache_share_fresh_failures = true;
 
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "heroku_resolver refresher",
