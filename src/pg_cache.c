@@ -176,6 +176,7 @@ hr_cache_set_worker_state(const char *state, bool ran)
 	strlcpy(cache->worker_state, state, sizeof(cache->worker_state));
 	cache->worker_pid = MyProcPid;
 	cache->worker_latch = MyLatch;
+	cache->worker_dbid = MyDatabaseId;
 	if (ran)
 		cache->worker_last_run = GetCurrentTimestamp();
 	hr_cache_unlock(cache);

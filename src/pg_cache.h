@@ -30,7 +30,9 @@
 #define HR_BACKOFF_MAX_S		900 /* a Retry-After is obeyed up to 15 min */
 #define HR_NEGATIVE_TTL_MS		30000	/* a 404 is served from the cache */
 #define HR_HEAL_SLOTS			32	/* failed servers queued for the worker */
+#define HR_HEAL_RECENT			64	/* servers the worker healed lately */
 #define HR_HEAL_MIN_MS			1000	/* one healing request per entry a second */
+#define HR_HEAL_QUIET_MS		60000	/* a server healed with no change waits */
 
 /*
  * Who asks for what.  token_digest is an HMAC, with the cache's own random
@@ -97,14 +99,32 @@ typedef struct HrBackoff
 	TimestampTz until;
 } HrBackoff;
 
-/* A registered foreign server whose connection failed, for the worker. */
+/*
+ * A foreign server whose connection failed, queued for the worker by a
+ * role that may use it (USAGE and a user mapping); the worker's request is
+ * charged to that role.  The slot is freed when the worker takes it.
+ */
 typedef struct HrHealServer
 {
 	Oid			dbid;			/* InvalidOid: slot free */
 	Oid			serverid;
+	Oid			roleid;			/* who failed to connect */
 	TimestampTz failed_at;		/* the last failure reported */
-	TimestampTz refreshed_at;	/* the worker's last refresh for it */
+	NameData	name;			/* the server's name, for log lines */
 } HrHealServer;
+
+/*
+ * A server the worker healed lately: it is not queued again before
+ * HR_HEAL_MIN_MS has passed if that healing changed it, HR_HEAL_QUIET_MS
+ * if it did not (a failure that credentials did not cause).
+ */
+typedef struct HrHealRecent
+{
+	Oid			dbid;			/* InvalidOid: slot free */
+	Oid			serverid;
+	TimestampTz healed_at;
+	bool		changed;
+} HrHealRecent;
 
 /* What heroku_resolver_status() shows of the release feed (pg_feed.c). */
 typedef struct HrFeedStatus
@@ -141,7 +161,9 @@ typedef struct HrCache
 	/* the background refresher (pg_worker.c) */
 	int			worker_pid;
 	Latch	   *worker_latch;	/* set to wake the worker (failure healing) */
+	Oid			worker_dbid;	/* the worker's database (heroku.database) */
 	HrHealServer heal[HR_HEAL_SLOTS];	/* servers whose connections failed */
+	HrHealRecent healed[HR_HEAL_RECENT];	/* servers healed lately */
 	char		worker_state[64];
 	TimestampTz worker_last_run;
 	HrFeedStatus feed;			/* the release feed (pg_feed.c) */
@@ -191,6 +213,10 @@ extern void hr_cache_set_backoff(HrCache *c, const HrCacheKey *key, long seconds
 extern void hr_served_set(HrServed *s, const HrCacheKey *key);
 extern bool hr_cache_mark_suspect(const HrServed *s);
 extern void hr_cache_count_request(HrCache *c, Oid roleid, TimestampTz now);
+/* pg_heal_queue.c: queue failed servers for the worker (never throws) */
+extern void hr_heal_queue(const HrHealServer *used, int n);
+/* pg_cache_resolve.c: the role the worker's requests are charged to */
+extern Oid	hr_cache_charge_role;
 extern int64 hr_cache_role_last_hour(const HrRoleRate *r, TimestampTz now);
 
 #endif							/* PG_CACHE_H */

@@ -56,6 +56,13 @@ TimestampTz hr_cache_fresh_after = 0;
 
 HrServed	hr_cache_last_served;
 
+/*
+ * Set by the worker while it heals a server for a role whose connection
+ * failed: the requests are that role's doing and counted as its own in
+ * role_requests, not the worker's.  InvalidOid: the current user.
+ */
+Oid			hr_cache_charge_role = InvalidOid;
+
 
 /* What a call takes away from the cache. */
 typedef struct HrCacheCopy
@@ -149,7 +156,8 @@ ask_api(HrCache *c, hr_http *http, const hr_settings *s, const HrCacheKey *key,
 							   rc == HR_EUNAVAILABLE))
 	{
 		c->api_requests++;
-		hr_cache_count_request(c, GetUserId(), now);
+		hr_cache_count_request(c, OidIsValid(hr_cache_charge_role) ?
+							   hr_cache_charge_role : GetUserId(), now);
 	}
 	if (rc == HR_OK && f->http_status == 304)
 		c->not_modified++;

@@ -140,6 +140,8 @@ hr_InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 	object_aclcheck(ForeignDataWrapperRelationId, (fdwid), (roleid), (mode))
 #define hr_proc_aclcheck(procid, roleid, mode) \
 	object_aclcheck(ProcedureRelationId, (procid), (roleid), (mode))
+#define hr_server_aclcheck(srvid, roleid, mode) \
+	object_aclcheck(ForeignServerRelationId, (srvid), (roleid), (mode))
 #else
 #define hr_server_ownercheck(srvid, roleid) \
 	pg_foreign_server_ownercheck((srvid), (roleid))
@@ -147,6 +149,18 @@ hr_InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 	pg_foreign_data_wrapper_aclcheck((fdwid), (roleid), (mode))
 #define hr_proc_aclcheck(procid, roleid, mode) \
 	pg_proc_aclcheck((procid), (roleid), (mode))
+#define hr_server_aclcheck(srvid, roleid, mode) \
+	pg_foreign_server_aclcheck((srvid), (roleid), (mode))
+#endif
+
+/* 16 moved a range table entry's checkAsUser into RTEPermissionInfo. */
+#if PG_VERSION_NUM >= 160000
+#include "parser/parse_relation.h"
+#define hr_rte_check_as_user(stmt, rte) \
+	((rte)->perminfoindex != 0 ? \
+	 getRTEPermissionInfo((stmt)->permInfos, (rte))->checkAsUser : InvalidOid)
+#else
+#define hr_rte_check_as_user(stmt, rte) ((rte)->checkAsUser)
 #endif
 
 /* 14 made string keys of dynahash explicit; before, they were the default. */

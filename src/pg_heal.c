@@ -12,34 +12,40 @@
  * (messages are translated):
  *   - hr_pg_resolve() notes each answer it serves in this transaction: the
  *     cache key and a hash of the URL (hr_heal_note_served);
- *   - ExecutorStart notes the foreign servers of the statement's plan.
+ *   - ExecutorStart notes the foreign servers of the statement's plan: its
+ *     foreign tables, and the servers dblink's own functions (known by
+ *     OID) name in its FROM clauses, each only for a role that may use the
+ *     server (USAGE on it and a user mapping for it), so that a role with
+ *     no grant on a server cannot make the worker spend requests on it.
  * The executor's run is wrapped so that an error's SQLSTATE is seen before
  * it propagates; the shared state is changed in the abort callback, once
  * the aborted (sub)transaction has released its locks.  An unrelated
  * failure (another SQLSTATE, or a statement that used nothing of ours)
  * changes nothing; a storm costs at most one API request per entry per
- * second (HR_HEAL_MIN_MS, pg_cache_resolve.c).
+ * second (HR_HEAL_MIN_MS, pg_cache_resolve.c), and one per server a
+ * minute when healing found nothing to change (pg_heal_queue.c).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
-#include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
-#include "pgstat.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/snapmgr.h"
-#include "utils/timestamp.h"
+#include "utils/syscache.h"
 
 #include "pg_cache.h"
 
@@ -52,7 +58,7 @@ bool		hr_heal = true;
 /* this transaction's answers and foreign servers, and whether it failed so */
 static HrServed served[HR_HEAL_NOTES];
 static int	nserved = 0;
-static Oid	used_servers[HR_HEAL_USED];
+static HrHealServer used_servers[HR_HEAL_USED];
 static int	nused = 0;
 static bool failed_to_connect = false;
 
@@ -83,16 +89,63 @@ hr_heal_note_served(const char *url)
 	explicit_bzero(&s, sizeof(s));
 }
 
-static void
-note_server(Oid serverid)
+/*
+ * May roleid use the server (USAGE on it, and a user mapping for it or for
+ * PUBLIC)?  Only then can its failed connection be the server's
+ * credentials' doing, and worth a request on the worker's token.
+ */
+static bool
+may_use_server(Oid serverid, Oid roleid)
 {
+	if (hr_server_aclcheck(serverid, roleid, ACL_USAGE) != ACLCHECK_OK)
+		return false;
+	return SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(roleid),
+								 ObjectIdGetDatum(serverid)) ||
+		SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
+							  ObjectIdGetDatum(serverid));
+}
+
+/* Remember that roleid used the server in this transaction, if it may. */
+static void
+note_server(Oid serverid, Oid roleid)
+{
+	ForeignServer *srv;
 	int			i;
 
 	for (i = 0; i < nused; i++)
-		if (used_servers[i] == serverid)
+		if (used_servers[i].serverid == serverid && used_servers[i].roleid == roleid)
 			return;
-	if (nused < HR_HEAL_USED)
-		used_servers[nused++] = serverid;
+	if (nused == HR_HEAL_USED || !may_use_server(serverid, roleid))
+		return;
+	srv = GetForeignServerExtended(serverid, FSV_MISSING_OK);
+	if (srv == NULL)
+		return;
+	memset(&used_servers[nused], 0, sizeof(HrHealServer));
+	used_servers[nused].dbid = MyDatabaseId;
+	used_servers[nused].serverid = serverid;
+	used_servers[nused].roleid = roleid;
+	namestrcpy(&used_servers[nused].name, srv->servername);
+	nused++;
+}
+
+/*
+ * Is funcid one of dblink's own functions?  Its name is looked at first
+ * (cheap, from the syscache), then its membership in extension dblink: a
+ * function some role made with a name starting with "dblink" is none.
+ */
+static bool
+is_dblink_function(Oid funcid)
+{
+	char	   *fname = get_func_name(funcid);
+	bool		named = fname != NULL && strncmp(fname, "dblink", 6) == 0;
+	Oid			dblink;
+
+	if (fname)
+		pfree(fname);
+	if (!named)
+		return false;
+	dblink = get_extension_oid("dblink", true);
+	return OidIsValid(dblink) && getExtensionOfObject(ProcedureRelationId, funcid) == dblink;
 }
 
 /*
@@ -106,21 +159,15 @@ dblink_server(RangeTblFunction *rtf)
 {
 	FuncExpr   *f = (FuncExpr *) rtf->funcexpr;
 	Const	   *arg;
-	char	   *fname;
 	char	   *sname;
 	ForeignServer *srv;
-	bool		is_dblink;
 
 	if (f == NULL || !IsA(f, FuncExpr) || list_length(f->args) < 1)
 		return InvalidOid;
 	arg = (Const *) linitial(f->args);
 	if (!IsA(arg, Const) || arg->constisnull || arg->consttype != TEXTOID)
 		return InvalidOid;
-	fname = get_func_name(f->funcid);
-	is_dblink = fname != NULL && strncmp(fname, "dblink", 6) == 0;
-	if (fname)
-		pfree(fname);
-	if (!is_dblink)
+	if (!is_dblink_function(f->funcid))
 		return InvalidOid;
 	sname = TextDatumGetCString(arg->constvalue);
 	/* a conninfo is no server name (and may hold a password): not looked up */
@@ -151,8 +198,9 @@ note_dblink_servers(Plan *plan)
 		{
 			Oid			serverid = dblink_server(lfirst_node(RangeTblFunction, lc));
 
+			/* dblink connects with the current user's mapping */
 			if (OidIsValid(serverid))
-				note_server(serverid);
+				note_server(serverid, GetUserId());
 		}
 	}
 	else if (IsA(plan, Append))
@@ -184,8 +232,14 @@ note_foreign_servers(PlannedStmt *stmt)
 	{
 		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
 
+		/* an FDW connects as the user the table is checked as (a view's owner) */
 		if (rte->rtekind == RTE_RELATION && rte->relkind == RELKIND_FOREIGN_TABLE)
-			note_server(GetForeignTable(rte->relid)->serverid);
+		{
+			Oid			checkas = hr_rte_check_as_user(stmt, rte);
+
+			note_server(GetForeignTable(rte->relid)->serverid,
+						OidIsValid(checkas) ? checkas : GetUserId());
+		}
 	}
 	note_dblink_servers(stmt->planTree);
 	foreach(lc, stmt->subplans)
@@ -253,34 +307,6 @@ heal_executor_run(HR_EXECUTOR_RUN_PARAMS)
 	PG_END_TRY();
 }
 
-/* Queue a failed registered server for the worker; false if the queue is full. */
-static bool
-queue_server(HrCache *c, Oid serverid, TimestampTz now)
-{
-	HrHealServer *free_slot = NULL;
-	int			i;
-
-	for (i = 0; i < HR_HEAL_SLOTS; i++)
-	{
-		HrHealServer *h = &c->heal[i];
-
-		if (h->dbid == MyDatabaseId && h->serverid == serverid)
-		{
-			h->failed_at = now;
-			return true;
-		}
-		if (h->dbid == InvalidOid && free_slot == NULL)
-			free_slot = h;
-	}
-	if (free_slot == NULL)
-		return false;
-	free_slot->dbid = MyDatabaseId;
-	free_slot->serverid = serverid;
-	free_slot->failed_at = now;
-	free_slot->refreshed_at = 0;
-	return true;
-}
-
 /*
  * After a (sub)transaction that failed to connect has released its locks:
  * mark what it was served suspect and hand its foreign servers to the
@@ -289,23 +315,12 @@ queue_server(HrCache *c, Oid serverid, TimestampTz now)
 static void
 heal_now(void)
 {
-	HrCache    *c = hr_cache_get();
-	TimestampTz now = GetCurrentTimestamp();
-	Latch	   *wake = NULL;
 	int			i;
 
 	for (i = 0; i < nserved; i++)
 		(void) hr_cache_mark_suspect(&served[i]);
-	if (nused > 0 && c->lock != NULL)
-	{
-		hr_cache_lock(c);
-		for (i = 0; i < nused; i++)
-			(void) queue_server(c, used_servers[i], now);
-		wake = c->worker_latch;
-		hr_cache_unlock(c);
-		if (wake)
-			SetLatch(wake);
-	}
+	if (nused > 0)
+		hr_heal_queue(used_servers, nused);
 	failed_to_connect = false;
 }
 
@@ -336,117 +351,6 @@ heal_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB && failed_to_connect)
 		heal_now();
-}
-
-/*
- * The worker's part: take the servers of database dbid that failed since
- * their last refresh (at most one refresh per server a second).
- */
-static int
-take_queue(Oid dbid, Oid *servers, int max)
-{
-	HrCache    *c = hr_cache_get();
-	TimestampTz now = GetCurrentTimestamp();
-	int			n = 0;
-	int			i;
-
-	hr_cache_lock(c);
-	for (i = 0; i < HR_HEAL_SLOTS && n < max; i++)
-	{
-		HrHealServer *h = &c->heal[i];
-
-		if (h->dbid != dbid || h->failed_at <= h->refreshed_at ||
-			now < TimestampTzPlusMilliseconds(h->refreshed_at, HR_HEAL_MIN_MS))
-			continue;
-		h->refreshed_at = now;
-		servers[n++] = h->serverid;
-	}
-	hr_cache_unlock(c);
-	return n;
-}
-
-/* Is server in the registry of this database?  Inside SPI. */
-static bool
-registered(const char *server)
-{
-	Datum		arg = CStringGetTextDatum(server);
-	Oid			argtype = TEXTOID;
-	int			ret;
-
-	ret = SPI_execute_with_args(
-		"SELECT pg_catalog.format('SELECT 1 FROM %I.heroku_fdw_registry WHERE server::text OPERATOR(pg_catalog.=) %L', n.nspname, $1)"
-		" FROM pg_catalog.pg_extension e"
-		" JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
-		" WHERE e.extname OPERATOR(pg_catalog.=) 'heroku_resolver'",
-		1, &argtype, &arg, NULL, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		return false;
-	ret = SPI_execute(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), true, 1);
-	return ret == SPI_OK_SELECT && SPI_processed == 1;
-}
-
-/*
- * In the worker: refresh the registered servers of this database whose
- * connections failed, each in its own transaction (a server dropped
- * meanwhile, or not registered, is skipped).  Returns how many it refreshed.
- * Throws on failure; the caller recovers.
- */
-int
-hr_heal_worker_round(void)
-{
-	Oid			servers[HR_HEAL_SLOTS];
-	int			n = take_queue(MyDatabaseId, servers, HR_HEAL_SLOTS);
-	int			done = 0;
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		Datum		arg = ObjectIdGetDatum(servers[i]);
-		Oid			argtype = OIDOID;
-		int			ret;
-
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "heroku_resolver: healing a foreign server");
-		/* registered servers only, through the extension's own function */
-		ret = SPI_execute_with_args(
-			"SELECT pg_catalog.format('SELECT %I.heroku_fdw_refresh(%L)', n.nspname, s.srvname)"
-			" FROM pg_catalog.pg_foreign_server s, pg_catalog.pg_extension e"
-			" JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
-			" WHERE e.extname OPERATOR(pg_catalog.=) 'heroku_resolver'"
-			" AND s.oid OPERATOR(pg_catalog.=) $1"
-			" AND pg_catalog.to_regclass(pg_catalog.format('%I.heroku_fdw_registry', n.nspname)) IS NOT NULL",
-			1, &argtype, &arg, NULL, true, 1);
-		if (ret == SPI_OK_SELECT && SPI_processed == 1)
-		{
-			char	   *call = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-			char	   *server = NULL;
-
-			/* heroku_fdw_refresh refuses an unregistered server: ask first */
-			ret = SPI_execute_with_args(
-				"SELECT s.srvname::text FROM pg_catalog.pg_foreign_server s"
-				" WHERE s.oid OPERATOR(pg_catalog.=) $1",
-				1, &argtype, &arg, NULL, true, 1);
-			if (ret == SPI_OK_SELECT && SPI_processed == 1)
-				server = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-			if (server && registered(server))
-			{
-				if (SPI_execute(call, false, 1) != SPI_OK_SELECT)
-					elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
-				ereport(LOG,
-						(errmsg("heroku_resolver healed foreign server \"%s\" after a failed connection",
-								server)));
-				done++;
-			}
-		}
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		pgstat_report_activity(STATE_IDLE, NULL);
-	}
-	return done;
 }
 
 /* heroku.heal and the hooks; called from _PG_init. */
