@@ -246,7 +246,10 @@ check_host_list(const char *keyword, const char *list, int local_ok,
 	}
 }
 
-/* Only allowed keywords, and usable hosts; names a keyword, never a value. */
+/*
+ * Step 4 of hr_url_parse_checked: only allowed keywords, and usable hosts;
+ * names a keyword, never a value.
+ */
 static hr_code
 check_options(const PQconninfoOption *opts, int local_ok, const char *app,
 			  const char *config_var, hr_error *err)
@@ -290,141 +293,185 @@ hr_url_parse(const char *url, hr_sslmode min_sslmode, const char *app,
 	return hr_url_parse_checked(url, min_sslmode, 1, app, config_var, out, err);
 }
 
-hr_code
-hr_url_parse_checked(const char *url, hr_sslmode min_sslmode, int local_ok,
-					 const char *app, const char *config_var, hr_conninfo *out,
-					 hr_error *err)
+/*
+ * Step 1: a Heroku Postgres config var holds a postgres:// or postgresql://
+ * URI; anything else (a keyword=value string, another scheme) is refused,
+ * not guessed at.  The detail shows the scheme only when it looks like one,
+ * never the value.
+ */
+static hr_code
+check_scheme(const char *url, const char *app, const char *config_var,
+			 hr_error *err)
+{
+	char		scheme[40] = "";
+	const char *se;
+
+	if (is_postgres_uri(url))
+		return HR_OK;
+	se = strstr(url, "://");
+	if (se && se - url < 20)
+	{
+		char		tmp[24];
+
+		memcpy(tmp, url, se - url);
+		tmp[se - url] = '\0';
+		hr_printable(scheme, sizeof(scheme), tmp, 20);
+	}
+	hr_error_set(err, HR_EBADURL,
+				 "config var \"%s\" of Heroku app \"%s\" is not a postgres:// URI",
+				 config_var, app);
+	if (scheme[0])
+		hr_error_detail(err, "The value has the scheme \"%s\".", scheme);
+	else
+		hr_error_detail(err, "The value does not start with postgres:// or postgresql://.");
+	return HR_EBADURL;
+}
+
+/*
+ * Step 2: parse with libpq's own parser, so we read the URI exactly as libpq
+ * will.  NULL (err set) if it cannot: libpq's text may quote the whole URI
+ * or a piece of it, password included, so the detail keeps only the part
+ * before the quote, and the URI masked.
+ */
+static PQconninfoOption *
+parse_uri(const char *url, const char *app, const char *config_var,
+		  hr_error *err)
 {
 	PQconninfoOption *opts;
-	PQconninfoOption *o;
 	char	   *errmsg = NULL;
-	const char *min_name = hr_sslmode_name(min_sslmode);
-	const char *sslmode = NULL;
-	const char *host = NULL;
-	const char *hostaddr = NULL;
-	const char *port = NULL;
-	size_t		i;
-
-	memset(out, 0, sizeof(*out));
-
-	if (!is_postgres_uri(url))
-	{
-		char		scheme[40] = "";
-		const char *se = strstr(url, "://");
-
-		/* show the scheme only when it looks like one: never the value */
-		if (se && se - url < 20)
-		{
-			char		tmp[24];
-
-			memcpy(tmp, url, se - url);
-			tmp[se - url] = '\0';
-			hr_printable(scheme, sizeof(scheme), tmp, 20);
-		}
-		hr_error_set(err, HR_EBADURL,
-					 "config var \"%s\" of Heroku app \"%s\" is not a postgres:// URI",
-					 config_var, app);
-		if (scheme[0])
-			hr_error_detail(err, "The value has the scheme \"%s\".", scheme);
-		else
-			hr_error_detail(err, "The value does not start with postgres:// or postgresql://.");
-		return HR_EBADURL;
-	}
+	char	   *masked;
+	char		why[200] = "out of memory";
+	char		maskp[300];
 
 	opts = PQconninfoParse(url, &errmsg);
-	if (opts == NULL)
+	if (opts != NULL)
+		return opts;
+	masked = hr_mask_url(url);
+	if (errmsg)
 	{
-		char	   *masked = hr_mask_url(url);
-		char		why[200] = "out of memory";
-		char		maskp[300];
+		size_t		n = strcspn(errmsg, "\":\n");
 
-		/*
-		 * libpq's text may quote the whole URI or a piece of it, password
-		 * included: keep only the part before the quote.
-		 */
-		if (errmsg)
-		{
-			size_t		n = strcspn(errmsg, "\":\n");
-
-			if (n >= sizeof(why))
-				n = sizeof(why) - 1;
-			memcpy(why, errmsg, n);
-			why[n] = '\0';
-			while (n > 0 && isspace((unsigned char) why[n - 1]))
-				why[--n] = '\0';
-			PQfreemem(errmsg);
-		}
-		hr_printable(maskp, sizeof(maskp), masked ? masked : "***", 200);
-		free(masked);
-		hr_error_set(err, HR_EBADURL,
-					 "could not parse config var \"%s\" of Heroku app \"%s\" as a postgres URI",
-					 config_var, app);
-		hr_error_detail(err, "libpq: %s; URI: %s", why, maskp);
-		return HR_EBADURL;
+		if (n >= sizeof(why))
+			n = sizeof(why) - 1;
+		memcpy(why, errmsg, n);
+		why[n] = '\0';
+		while (n > 0 && isspace((unsigned char) why[n - 1]))
+			why[--n] = '\0';
+		PQfreemem(errmsg);
 	}
+	hr_printable(maskp, sizeof(maskp), masked ? masked : "***", 200);
+	free(masked);
+	hr_error_set(err, HR_EBADURL,
+				 "could not parse config var \"%s\" of Heroku app \"%s\" as a postgres URI",
+				 config_var, app);
+	hr_error_detail(err, "libpq: %s; URI: %s", why, maskp);
+	return NULL;
+}
+
+/* The value libpq parsed for keyword (the last one set), or NULL. */
+static const char *
+option_value(const PQconninfoOption *opts, const char *keyword)
+{
+	const PQconninfoOption *o;
+	const char *val = NULL;
 
 	for (o = opts; o->keyword; o++)
-	{
-		if (o->val == NULL)
-			continue;
-		if (strcmp(o->keyword, "sslmode") == 0)
-			sslmode = o->val;
-		else if (strcmp(o->keyword, "host") == 0)
-			host = o->val;
-		else if (strcmp(o->keyword, "hostaddr") == 0)
-			hostaddr = o->val;
-		else if (strcmp(o->keyword, "port") == 0)
-			port = o->val;
-	}
+		if (o->val && strcmp(o->keyword, keyword) == 0)
+			val = o->val;
+	return val;
+}
+
+/*
+ * Step 3: a host or a hostaddr must be named.  Without one libpq would use
+ * its default, the local Unix socket.
+ */
+static hr_code
+check_has_host(const PQconninfoOption *opts, const char *app,
+			   const char *config_var, hr_error *err)
+{
+	const char *host = option_value(opts, "host");
+	const char *hostaddr = option_value(opts, "hostaddr");
 
 	if ((host == NULL || host[0] == '\0') && (hostaddr == NULL || hostaddr[0] == '\0'))
 	{
-		PQconninfoFree(opts);
 		hr_error_set(err, HR_EBADURL,
 					 "config var \"%s\" of Heroku app \"%s\" has no host",
 					 config_var, app);
 		hr_error_detail(err, "A Heroku Postgres URL names its host: postgres://user:password@host:port/dbname.");
 		return HR_EBADURL;
 	}
-	if (check_options(opts, local_ok, app, config_var, err) != HR_OK)
-	{
-		PQconninfoFree(opts);
-		return HR_EBADURL;
-	}
-	if (port && !ports_valid(port))
-	{
-		char		portp[40];
+	return HR_OK;
+}
 
-		hr_printable(portp, sizeof(portp), port, 20);
-		PQconninfoFree(opts);
-		hr_error_set(err, HR_EBADURL,
-					 "config var \"%s\" of Heroku app \"%s\" has an invalid port \"%s\"",
-					 config_var, app, portp);
-		hr_error_detail(err, "A port is a number from 1 to 65535.");
-		return HR_EBADURL;
-	}
-	if (sslmode && sslmode_rank(sslmode) < 0)
-	{
-		char		modep[40];
+/*
+ * Step 5 (after check_options): every port is a number libpq accepts, so a
+ * bad one is reported here, by name, rather than at connect time.  The value
+ * shown is cut short and made printable.
+ */
+static hr_code
+check_port(const char *port, const char *app, const char *config_var,
+		   hr_error *err)
+{
+	char		portp[40];
 
-		hr_printable(modep, sizeof(modep), sslmode, 20);
-		PQconninfoFree(opts);
-		hr_error_set(err, HR_EBADURL,
-					 "config var \"%s\" of Heroku app \"%s\" has an invalid sslmode \"%s\"",
-					 config_var, app, modep);
-		return HR_EBADURL;
-	}
-	/* weaker than the minimum (or absent): raise it; stronger: keep it */
+	if (port == NULL || ports_valid(port))
+		return HR_OK;
+	hr_printable(portp, sizeof(portp), port, 20);
+	hr_error_set(err, HR_EBADURL,
+				 "config var \"%s\" of Heroku app \"%s\" has an invalid port \"%s\"",
+				 config_var, app, portp);
+	hr_error_detail(err, "A port is a number from 1 to 65535.");
+	return HR_EBADURL;
+}
+
+/*
+ * Step 6: an sslmode, if given, is one of libpq's, so that it can be ranked
+ * against the minimum.  The value shown is cut short and made printable.
+ */
+static hr_code
+check_sslmode(const char *sslmode, const char *app, const char *config_var,
+			  hr_error *err)
+{
+	char		modep[40];
+
+	if (sslmode == NULL || sslmode_rank(sslmode) >= 0)
+		return HR_OK;
+	hr_printable(modep, sizeof(modep), sslmode, 20);
+	hr_error_set(err, HR_EBADURL,
+				 "config var \"%s\" of Heroku app \"%s\" has an invalid sslmode \"%s\"",
+				 config_var, app, modep);
+	return HR_EBADURL;
+}
+
+/*
+ * Step 7: the sslmode to emit: one weaker than the minimum (or none) is
+ * raised to it, a stronger one is kept, so the URL can only tighten TLS.
+ */
+static const char *
+effective_sslmode(const char *sslmode, hr_sslmode min_sslmode)
+{
 	if (sslmode == NULL ||
 		sslmode_rank(sslmode) < SSLMODE_REQUIRE_RANK + (int) min_sslmode)
-		sslmode = min_name;
+		return hr_sslmode_name(min_sslmode);
+	return sslmode;
+}
 
-	/* leading keywords in a fixed order, then the rest in libpq's order */
+/*
+ * Step 8: copy the pairs to out in a stable order (leading keywords in a
+ * fixed order, then the rest in libpq's order, sslmode last), so both string
+ * forms are the same for the same URL.  0 when out of memory.
+ */
+static int
+emit_pairs(const PQconninfoOption *opts, const char *sslmode, hr_conninfo *out)
+{
+	const PQconninfoOption *o;
+	size_t		i;
+
 	for (i = 0; i < sizeof(leading_keywords) / sizeof(leading_keywords[0]); i++)
 		for (o = opts; o->keyword; o++)
 			if (o->val && strcmp(o->keyword, leading_keywords[i]) == 0 &&
 				!hr_conninfo_add(out, o->keyword, o->val))
-				goto oom;
+				return 0;
 	for (o = opts; o->keyword; o++)
 	{
 		int			leading = 0;
@@ -435,24 +482,58 @@ hr_url_parse_checked(const char *url, hr_sslmode min_sslmode, int local_ok,
 			if (strcmp(o->keyword, leading_keywords[i]) == 0)
 				leading = 1;
 		if (!leading && !hr_conninfo_add(out, o->keyword, o->val))
-			goto oom;
+			return 0;
 	}
-	if (!hr_conninfo_add(out, "sslmode", sslmode))
-		goto oom;
-	/* PQconninfoParse copies hold the password too */
-	for (o = opts; o->keyword; o++)
-		if (o->val && strcmp(o->keyword, "password") == 0)
-			memset(o->val, 0, strlen(o->val));
-	PQconninfoFree(opts);
-	return HR_OK;
+	return hr_conninfo_add(out, "sslmode", sslmode);
+}
 
-oom:
+/* PQconninfoParse's copies hold the password too: wipe it, then free. */
+static void
+wipe_and_free_options(PQconninfoOption *opts)
+{
+	PQconninfoOption *o;
+
 	for (o = opts; o->keyword; o++)
 		if (o->val && strcmp(o->keyword, "password") == 0)
 			memset(o->val, 0, strlen(o->val));
 	PQconninfoFree(opts);
-	hr_conninfo_free(out);
-	return hr_error_oom(err);
+}
+
+/*
+ * A config var's URL to checked libpq pairs, in the order of the steps
+ * above; the first step that fails sets err and ends it.
+ */
+hr_code
+hr_url_parse_checked(const char *url, hr_sslmode min_sslmode, int local_ok,
+					 const char *app, const char *config_var, hr_conninfo *out,
+					 hr_error *err)
+{
+	PQconninfoOption *opts;
+	const char *sslmode;
+
+	memset(out, 0, sizeof(*out));
+	if (check_scheme(url, app, config_var, err) != HR_OK)
+		return HR_EBADURL;
+	opts = parse_uri(url, app, config_var, err);
+	if (opts == NULL)
+		return HR_EBADURL;
+	sslmode = option_value(opts, "sslmode");
+	if (check_has_host(opts, app, config_var, err) != HR_OK ||
+		check_options(opts, local_ok, app, config_var, err) != HR_OK ||
+		check_port(option_value(opts, "port"), app, config_var, err) != HR_OK ||
+		check_sslmode(sslmode, app, config_var, err) != HR_OK)
+	{
+		PQconninfoFree(opts);
+		return HR_EBADURL;
+	}
+	if (!emit_pairs(opts, effective_sslmode(sslmode, min_sslmode), out))
+	{
+		wipe_and_free_options(opts);
+		hr_conninfo_free(out);
+		return hr_error_oom(err);
+	}
+	wipe_and_free_options(opts);
+	return HR_OK;
 }
 
 /* ---------- the Heroku API URL ---------- */
