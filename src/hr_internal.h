@@ -37,6 +37,8 @@ extern void hr_buf_append(hr_buf *b, const char *s, size_t n);
 extern void hr_buf_puts(hr_buf *b, const char *s);
 extern void hr_buf_putc(hr_buf *b, char c);
 extern void hr_buf_free_secret(hr_buf *b);
+/* Zero n bytes so that the compiler cannot drop it (a secret's memory). */
+extern void hr_wipe(void *p, size_t n);
 
 /* Set err's code and message (printf-style); clears detail and hint. */
 extern hr_code hr_error_set(hr_error *err, hr_code code, const char *fmt,...) HR_PRINTF(3, 4);

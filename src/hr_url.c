@@ -495,7 +495,7 @@ wipe_and_free_options(PQconninfoOption *opts)
 
 	for (o = opts; o->keyword; o++)
 		if (o->val && strcmp(o->keyword, "password") == 0)
-			memset(o->val, 0, strlen(o->val));
+			hr_wipe(o->val, strlen(o->val));
 	PQconninfoFree(opts);
 }
 
@@ -523,7 +523,7 @@ hr_url_parse_checked(const char *url, hr_sslmode min_sslmode, int local_ok,
 		check_port(option_value(opts, "port"), app, config_var, err) != HR_OK ||
 		check_sslmode(sslmode, app, config_var, err) != HR_OK)
 	{
-		PQconninfoFree(opts);
+		wipe_and_free_options(opts);
 		return HR_EBADURL;
 	}
 	if (!emit_pairs(opts, effective_sslmode(sslmode, min_sslmode), out))

@@ -17,7 +17,7 @@
 #include "hr_internal.h"
 
 /* explicit_bzero is in glibc >= 2.25; fall back to a volatile loop. */
-static void
+void
 hr_wipe(void *p, size_t n)
 {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
