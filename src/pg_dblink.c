@@ -9,18 +9,13 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
 #include "access/xact.h"
-#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -29,33 +24,11 @@
 
 PG_FUNCTION_INFO_V1(heroku_dblink_connect);
 
-/* The schema of an installed extension, or InvalidOid. */
-static Oid
-extension_schema(const char *extname)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			nsp = InvalidOid;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum(extname));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return nsp;
-}
-
 /* dblink's dblink_connect(text, text), with the caller's EXECUTE checked. */
 static Oid
 dblink_connect_function(void)
 {
-	Oid			nsp = extension_schema("dblink");
+	Oid			nsp = hr_extension_schema("dblink");
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	char	   *nspname;
 	Oid			fn;

@@ -31,9 +31,9 @@
 
 #include "pg_heroku.h"
 
-/* The schema of extension extoid, InvalidOid if there is none. */
-static Oid
-extension_schema(Oid extoid)
+/* The schema of installed extension extname, or InvalidOid. */
+Oid
+hr_extension_schema(const char *extname)
 {
 	Relation	rel;
 	ScanKeyData key;
@@ -42,9 +42,9 @@ extension_schema(Oid extoid)
 	Oid			nsp = InvalidOid;
 
 	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(extoid));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(extname));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
 		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
@@ -70,7 +70,7 @@ hr_ext_function(const char *fname, int nargs, const Oid *argtypes)
 
 	if (!OidIsValid(extoid))
 		return InvalidOid;
-	nsp = extension_schema(extoid);
+	nsp = hr_extension_schema("heroku_resolver");
 	nspname = OidIsValid(nsp) ? get_namespace_name(nsp) : NULL;
 	if (nspname == NULL)
 		return InvalidOid;

@@ -64,6 +64,7 @@ extern void hr_heal_note_served(const char *url);
 extern int	hr_heal_worker_round(void);
 
 /* pg_extobj.c: the extension's own functions, by OID, for the worker */
+extern Oid	hr_extension_schema(const char *extname);
 extern Oid	hr_ext_function(const char *fname, int nargs, const Oid *argtypes);
 extern void hr_pin_search_path(void);
 
