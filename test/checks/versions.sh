@@ -38,9 +38,12 @@
 #  5. client: the client library exports what heroku_resolver.h declares, and client/example,
 #     linked against the freshly built library only, connects to the remote through the mock;
 #  6. preload: the local cluster restarted with shared_preload_libraries = heroku_resolver
-#     (shared memory, the refresher worker) serves resolutions from the shared cache.
+#     (shared memory, the refresher worker) serves resolutions from the shared cache;
+#  7. borrow: on it, a heroku_fdw_refresh(text) planted in public by a role that is not a
+#     superuser (13 and 14 let every role CREATE there) is never what the worker's healing runs.
 #
-# Prints a table major x {compile, regress, client, preload}; exits non-zero on any failure.
+# Prints a table major x {compile, regress, client, preload, borrow}; exits non-zero on any
+# failure.
 # Takes about 1.5 minutes with the cache filled, under 2 from nothing (2 cores).
 #
 # Environment: HR_VERSIONS (majors, default "13 15 17 18"), HR_VERSIONS_CACHE (default
@@ -462,9 +465,44 @@ preload_check() {
 	} >"$log" 2>&1
 }
 
+# borrow: on the preloaded cluster, a heroku_fdw_refresh(text) planted in the extension's schema
+# (public) by a role that is not a superuser is never what the worker's healing runs.  13 and 14
+# let every role CREATE in public; 15 and later only its owner, so there the role is granted it.
+borrow_check() {
+	local log=$1 out i
+	{
+		# shellcheck source=/dev/null
+		. "$ENV_DIR/env.sh"
+		psql_local "ALTER SYSTEM SET heroku.api_url = '$HEROKU_MOCK_URL'" \
+			"ALTER SYSTEM SET heroku.api_key_file = '$HR_API_KEY_FILE'" \
+			'ALTER SYSTEM SET heroku.allow_local_hosts = on' 'SELECT pg_reload_conf()' \
+			'CREATE EXTENSION IF NOT EXISTS dblink' \
+			"SELECT heroku_fdw_create_server('borrow_srv', 'myapp', fdw => 'dblink_fdw')" \
+			'CREATE ROLE mallory' \
+			"DO \$\$BEGIN IF current_setting('server_version_num')::int >= 150000 THEN
+			   GRANT CREATE ON SCHEMA public TO mallory; END IF; END\$\$" \
+			'SET ROLE mallory' 'CREATE TABLE public.pwned (who text)' \
+			"CREATE FUNCTION public.heroku_fdw_refresh(text) RETURNS boolean LANGUAGE plpgsql AS
+			 \$\$BEGIN INSERT INTO public.pwned VALUES (current_user);
+			 EXECUTE 'ALTER ROLE mallory SUPERUSER'; RETURN true; END\$\$" || return 1
+		# a connection failure in a statement naming the registered server: the worker heals it
+		psql_local "SELECT * FROM dblink('borrow_srv', 'select 1') AS t(x int)
+			WHERE (SELECT dblink_connect('host=127.0.0.1 port=1 dbname=x')) IS NULL" && return 1
+		for ((i = 0; i < 100; i++)); do
+			grep -q 'healed foreign server "borrow_srv"' "$ENV_DIR/local.log" && break
+			sleep 0.1
+		done
+		grep 'healed foreign server "borrow_srv"' "$ENV_DIR/local.log" || return 1
+		out=$(psql_local 'SELECT count(*) FROM public.pwned' \
+			"SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'") || return 1
+		echo "planted function runs, mallory is superuser: $out"
+		[[ $out == $'0\nf' ]]
+	} >"$log" 2>&1
+}
+
 # ------------------------------------------------------------------------------------ majors
 
-declare -A COMPILE REGRESS CLIENT PRELOAD SRC
+declare -A COMPILE REGRESS CLIENT PRELOAD BORROW SRC
 run_major() {
 	local major=$1 idx=$2 dir=$WORK/pg$1 root build start ver port f
 	root=$dir/root
@@ -475,6 +513,7 @@ run_major() {
 	REGRESS[$major]='-'
 	CLIENT[$major]='-'
 	PRELOAD[$major]='-'
+	BORROW[$major]='-'
 	SRC[$major]='?'
 
 	local ok=1
@@ -585,6 +624,14 @@ run_major() {
 		cat "$dir/preload.log"
 		tail -n 20 "$ENV_DIR/local.log"
 	fi
+	if [[ ${PRELOAD[$major]} != ok ]]; then BORROW[$major]='-'; elif borrow_check "$dir/borrow.log"; then
+		BORROW[$major]=ok
+	else
+		BORROW[$major]=FAIL
+		rc=1
+		cat "$dir/borrow.log"
+		tail -n 20 "$ENV_DIR/local.log"
+	fi
 	env_stop
 	say "$major: done in $((SECONDS - start)) s"
 	return $rc
@@ -602,10 +649,10 @@ for m in "${majors[@]}"; do
 done
 
 echo
-printf 'versions: %-6s %-9s %-9s %-8s %-8s %s\n' major compile regress client preload source
+printf 'versions: %-6s %-9s %-9s %-8s %-8s %-7s %s\n' major compile regress client preload borrow source
 for m in "${majors[@]}"; do
-	printf 'versions: %-6s %-9s %-9s %-8s %-8s %s\n' "$m" "${COMPILE[$m]}" "${REGRESS[$m]}" \
-		"${CLIENT[$m]}" "${PRELOAD[$m]}" "${SRC[$m]}"
+	printf 'versions: %-6s %-9s %-9s %-8s %-8s %-7s %s\n' "$m" "${COMPILE[$m]}" "${REGRESS[$m]}" \
+		"${CLIENT[$m]}" "${PRELOAD[$m]}" "${BORROW[$m]:--}" "${SRC[$m]}"
 done
 say "$((SECONDS - t0)) s in all (cache: $CACHE)"
 exit $FAILED
