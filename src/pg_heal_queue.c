@@ -163,9 +163,13 @@ take_queue(Oid dbid, HrHealServer *out)
 		for (j = 0; r == NULL && j < HR_HEAL_RECENT; j++)
 			if (c->healed[j].dbid == InvalidOid)
 				r = &c->healed[j];
-		for (j = 0; r == NULL && j < HR_HEAL_RECENT; j++)
-			if (j == 0 || c->healed[j].healed_at < r->healed_at)
-				r = &c->healed[j];
+		if (r == NULL)
+		{
+			r = &c->healed[0];
+			for (j = 1; j < HR_HEAL_RECENT; j++)
+				if (c->healed[j].healed_at < r->healed_at)
+					r = &c->healed[j];
+		}
 		r->dbid = h->dbid;
 		r->serverid = h->serverid;
 		r->healed_at = now;
@@ -194,7 +198,8 @@ note_changed(Oid dbid, Oid serverid)
  * heroku_fdw_refresh(server) by OID, in a transaction of its own, with the
  * requests charged to the role whose connection failed.  A server that is
  * not registered (42704: a foreign server of another kind failed) or no
- * longer exists is skipped quietly; other errors propagate.
+ * longer exists is skipped quietly; another error is logged and the next
+ * server is healed all the same; a cancel or a shutdown propagates.
  */
 static void
 heal_one(const HrHealServer *h, int *done)
@@ -241,9 +246,13 @@ heal_one(const HrHealServer *h, int *done)
 		hr_cache_charge_role = InvalidOid;
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_UNDEFINED_OBJECT)
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
 			PG_RE_THROW();
+		if (edata->sqlerrcode != ERRCODE_UNDEFINED_OBJECT)
+			EmitErrorReport();
 		FlushErrorState();
+		FreeErrorData(edata);
 		AbortCurrentTransaction();
 	}
 	PG_END_TRY();
@@ -253,8 +262,8 @@ heal_one(const HrHealServer *h, int *done)
 
 /*
  * In the worker: refresh the queued servers of this database, each in its
- * own transaction.  Returns how many it refreshed.  Throws on failure; the
- * caller recovers.
+ * own transaction.  Returns how many it refreshed.  Throws only on a
+ * cancel or a shutdown (or what cannot happen); the caller recovers.
  */
 int
 hr_heal_worker_round(void)
