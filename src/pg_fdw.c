@@ -9,7 +9,8 @@
  * heroku_resolver_refresh() of an app's cache entries and servers; they
  * call down into pg_fdw_options.c (which option goes where, what changed),
  * pg_fdw_ddl.c (the DDL, as parse trees), pg_fdw_registry.c (the registry
- * table) and pg_cache_revalidate.c, which never call back.
+ * table), pg_fdw_lookup.c (a registered server, found and locked) and
+ * pg_cache_revalidate.c, which never call back.
  *
  *-------------------------------------------------------------------------
  */
