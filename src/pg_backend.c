@@ -345,3 +345,14 @@ hr_pg_text_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errmsg("argument \"%s\" must not be null", name)));
 	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
+
+/* A name argument as a C string; NULL raises 22004 naming the argument. */
+char *
+hr_pg_name_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"%s\" must not be null", name)));
+	return pstrdup(NameStr(*PG_GETARG_NAME(argno)));
+}

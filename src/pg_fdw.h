@@ -68,6 +68,11 @@ typedef enum RegState
 	REG_OWNER_CHANGED			/* the server has another owner now */
 } RegState;
 
+/* pg_fdw_forget.c */
+/* Forget a dead row (with a WARNING) if the caller registered it. */
+extern void hr_fdw_forget_dead(Registry *reg, RegEntry *e, RegState state,
+							   ForeignServer *srv);
+
 /* pg_fdw_options.c */
 extern SplitOptions hr_fdw_split_options(FdwKind kind, const HrResolved *r);
 extern List *hr_fdw_option_names(List *defs);
@@ -112,6 +117,8 @@ extern List *hr_registry_dead_named(Registry *reg, const char *server);
 extern void hr_registry_forget_dropped(Registry *reg);
 
 /* pg_fdw_lookup.c */
+/* 42501 unless the caller owns the server (superusers do). */
+extern void hr_fdw_check_server_owner(ForeignServer *srv);
 extern RegState hr_registry_state(RegEntry *e, ForeignServer **srv);
 
 /*

@@ -57,11 +57,11 @@ report_owner_changed(const char *server)
 }
 
 /*
- * The caller must be allowed to alter a registered server (owner or
- * superuser) before it takes any lock on it or its row: 42501.
+ * The caller must own the server (superusers do), as ALTER SERVER requires,
+ * and before it takes any lock on a registered server or its row: 42501.
  */
-static void
-check_may_alter(ForeignServer *srv)
+void
+hr_fdw_check_server_owner(ForeignServer *srv)
 {
 	if (!hr_server_ownercheck(srv->serverid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FOREIGN_SERVER, srv->servername);
@@ -78,7 +78,7 @@ lock_live(Registry *reg, Oid serverid, ForeignServer *listed)
 	ForeignServer *srv;
 	RegEntry   *e;
 
-	check_may_alter(listed);
+	hr_fdw_check_server_owner(listed);
 	srv = lock_server(serverid);
 	e = hr_registry_fetch(reg, serverid, true);
 	if (srv == NULL || e == NULL)
