@@ -130,6 +130,8 @@ resolve_or_warn(const hr_settings *s, const OwnEntry *own)
 static void
 wait_turn(HrCache *c, const HrCacheKey *key, TimestampTz started)
 {
+	bool		latch_was_set = false;
+
 	for (;;)
 	{
 		HrCacheEntry *e;
@@ -141,24 +143,26 @@ wait_turn(HrCache *c, const HrCacheKey *key, TimestampTz started)
 		hr_cache_lock(c);
 		e = hr_cache_find_entry(c, key);
 		if (e == NULL || e->refresh_asked_at >= started)
-		{
-			/* gone (nothing to ask), or asked for after we started */
-			hr_cache_unlock(c);
-			return;
-		}
+			break;				/* gone, or asked for after we started */
 		next = TimestampTzPlusMilliseconds(e->refresh_asked_at, HR_REFRESH_MIN_MS);
 		if (now >= next)
 		{
 			e->refresh_asked_at = now;
 			e->changed_at = now;
-			hr_cache_unlock(c);
-			return;
+			break;
 		}
 		hr_cache_unlock(c);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (long) ((next - now + 999) / 1000), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					  (long) ((next - now + 999) / 1000), PG_WAIT_EXTENSION) & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			latch_was_set = true;
+		}
 	}
+	hr_cache_unlock(c);
+	/* a wake-up meant for the caller (the worker's, say) is not lost */
+	if (latch_was_set)
+		SetLatch(MyLatch);
 }
 
 /*
