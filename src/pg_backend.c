@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <errno.h>
 
 #include "fmgr.h"
@@ -40,15 +41,29 @@ static const struct config_enum_entry sslmode_options[] = {
 /* Kept for the life of the backend, so API connections are reused. */
 static hr_http *backend_http = NULL;
 
+/* The refusal of check_api_key, as its error's message reads. */
+#define API_KEY_REFUSAL "heroku.api_key may only be set in a session"
+
+/* The core's refusal of a superuser-only setting to others (guc.c). */
+#define SET_DENIED_ID "permission denied to set parameter \"%s\""
+
+/* check_api_key just refused a value: its error is on the way. */
+static bool api_key_refused = false;
+
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
 /*
  * heroku.api_key only from a session (SET, or the client's options): a value
  * stored by ALTER ROLE/DATABASE ... SET (validated as PGC_S_TEST), ALTER
  * SYSTEM or a configuration file is readable by every role in the catalogs
- * or reaches the server log on reload.  The message never shows the value.
+ * or reaches the server log on reload.  The message never shows the value,
+ * and hide_api_key_statement keeps the statement that carried it out of
+ * the log.
  */
 static bool
 check_api_key(char **newval, void **extra, GucSource source)
 {
+	api_key_refused = false;
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;
 	switch (source)
@@ -60,18 +75,71 @@ check_api_key(char **newval, void **extra, GucSource source)
 		case PGC_S_SESSION:
 			return true;
 		default:
+			api_key_refused = true;
 			GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
-			GUC_check_errmsg("heroku.api_key may only be set in a session");
+			GUC_check_errmsg(API_KEY_REFUSAL);
 			GUC_check_errdetail("A value stored with ALTER ROLE, ALTER DATABASE, ALTER SYSTEM, a function's SET clause or a configuration file would be readable in the catalogs or the server log.");
 			GUC_check_errhint("Put the token in a file readable only by the server's OS user and set heroku.api_key_file.");
 			return false;
 	}
 }
 
-/* The API settings' GUCs. */
+/* Whether msg names the setting heroku.api_key (not heroku.api_key_file). */
+static bool
+names_api_key(const char *msg)
+{
+	const char *p;
+
+	for (p = msg; (p = strstr(p, "heroku.api_key")) != NULL; p++)
+	{
+		char		next = p[strlen("heroku.api_key")];
+
+		if (!isalnum((unsigned char) next) && next != '_')
+			return true;
+	}
+	return false;
+}
+
+/*
+ * emit_log_hook: the error refusing a value of heroku.api_key (our check
+ * hook's, or the core's to a role that may not set it) would log the
+ * statement that carried the token (log_min_error_statement), and a
+ * statement run from a function shows in its CONTEXT: both are left out,
+ * for the server log and the client alike.  Only those two errors: the
+ * check hook's is recognised by the flag it set just before it and by its
+ * code and text, the core's by its message's untranslated form and the
+ * setting's name.
+ */
+static void
+hide_api_key_statement(ErrorData *edata)
+{
+	bool		ours = api_key_refused &&
+		edata->sqlerrcode == ERRCODE_INVALID_PARAMETER_VALUE &&
+		edata->message != NULL && strcmp(edata->message, API_KEY_REFUSAL) == 0;
+	bool		denied = edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE &&
+		edata->message_id != NULL && strcmp(edata->message_id, SET_DENIED_ID) == 0 &&
+		edata->message != NULL && names_api_key(edata->message);
+
+	if (ours || edata->elevel >= ERROR)
+		api_key_refused = false;
+	if (ours || denied)
+	{
+		edata->hide_stmt = true;
+		edata->context = NULL;
+		edata->internalquery = NULL;
+		edata->internalpos = 0;
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+/* The API settings' GUCs, and the hook that keeps a refused token out of the log. */
 void
 hr_pg_backend_init(void)
 {
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = hide_api_key_statement;
+
 	DefineCustomStringVariable("heroku.api_url",
 							   "Base URL of the Heroku Platform API.",
 							   "Plain http is accepted only for a loopback host.",
@@ -276,4 +344,15 @@ hr_pg_text_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"%s\" must not be null", name)));
 	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/* A name argument as a C string; NULL raises 22004 naming the argument. */
+char *
+hr_pg_name_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"%s\" must not be null", name)));
+	return pstrdup(NameStr(*PG_GETARG_NAME(argno)));
 }

@@ -83,6 +83,10 @@ typedef struct HrCacheEntry
 								 * change then: a value fetched before is
 								 * asked again (pg_cache_revalidate.c) */
 	hr_error	last_err;		/* of the last failure (no secret) */
+
+	/* heroku_resolver_refresh()'s throttle (pg_cache_revalidate.c) */
+	TimestampTz refresh_asked_at;	/* a revalidation went to ask then */
+
 	char		api_url[HR_CACHE_API_URL_MAX];
 	char		app[HR_CACHE_APP_MAX];
 	char		config_var[HR_CACHE_VAR_MAX];	/* as asked for */

@@ -14,6 +14,15 @@
  * instead of serving it for the rest of its TTL: one request, answered 304
  * if the URL did not change.
  *
+ * The throttle.  Whoever may call heroku_resolver_refresh() could otherwise
+ * spend the account's API budget as fast as it can call it.  An entry is
+ * asked again at most once a second (refresh_asked_at), and a call is never
+ * skipped: one within the second of the last request sleeps until that
+ * second is over and then asks, unless another call went to ask after this
+ * one started, whose answer it takes through the cache's single flight
+ * (hr_cache_fresh_after).  N callers in one second cost one request, and
+ * each gets an answer the API gave after its call began.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -21,10 +30,14 @@
 #include "access/xact.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "pg_cache.h"
+
+#define HR_REFRESH_MIN_MS	1000	/* one revalidation per entry a second */
 
 /* An entry of the caller's token, to ask again. */
 typedef struct OwnEntry
@@ -108,6 +121,107 @@ resolve_or_warn(const hr_settings *s, const OwnEntry *own)
 }
 
 /*
+ * Wait for this call's turn to ask the API again for the entry of key
+ * (see the throttle, above).  When it is ours, the entry is marked changed
+ * and its turn taken; when another call took a turn after we started, we
+ * go and take its answer.  Sleeps interruptibly; the lock is never held
+ * across the sleep.
+ */
+static void
+wait_turn(HrCache *c, const HrCacheKey *key, TimestampTz started)
+{
+	bool		latch_was_set = false;
+
+	for (;;)
+	{
+		HrCacheEntry *e;
+		TimestampTz now;
+		TimestampTz next;
+
+		CHECK_FOR_INTERRUPTS();
+		now = GetCurrentTimestamp();
+		hr_cache_lock(c);
+		e = hr_cache_find_entry(c, key);
+		if (e == NULL || e->refresh_asked_at >= started)
+			break;				/* gone, or asked for after we started */
+		next = TimestampTzPlusMilliseconds(e->refresh_asked_at, HR_REFRESH_MIN_MS);
+		if (now >= next)
+		{
+			e->refresh_asked_at = now;
+			e->changed_at = now;
+			break;
+		}
+		hr_cache_unlock(c);
+		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					  (long) ((next - now + 999) / 1000), PG_WAIT_EXTENSION) & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			latch_was_set = true;
+		}
+	}
+	hr_cache_unlock(c);
+	/* a wake-up meant for the caller (the worker's, say) is not lost */
+	if (latch_was_set)
+		SetLatch(MyLatch);
+}
+
+/*
+ * Ask the API again for the caller's own entries, each in its turn (see the
+ * throttle, above): an answer sent after started is taken, from the cache's
+ * single flight, and the failure of such a request is shared too.  Returns
+ * how many now hold another URL; a failure is raised, or, with failed
+ * given, warned about and counted there.
+ */
+static int
+ask_own(HrCache *c, const hr_settings *s, const HrCacheKey *tokkey,
+		const OwnEntry *own, int nown, TimestampTz started, int *failed)
+{
+	TimestampTz save_after = hr_cache_fresh_after;
+	bool		save_share = hr_cache_share_fresh_failures;
+	volatile int changed = 0;
+	int			i;
+
+	PG_TRY();
+	{
+		hr_cache_fresh_after = started;
+		hr_cache_share_fresh_failures = true;
+		for (i = 0; i < nown; i++)
+		{
+			HrCacheKey	key = *tokkey;
+			char	   *used_var = NULL;
+			char	   *url;
+
+			key.app = own[i].app;
+			key.config_var = own[i].config_var;
+			hr_cache_key_finish(&key);
+			wait_turn(c, &key, started);
+			if (failed)
+				url = resolve_or_warn(s, &own[i]);
+			else
+				url = hr_cache_resolve(s, own[i].app, own[i].config_var, true, &used_var);
+			if (url == NULL)
+			{
+				(*failed)++;
+				continue;
+			}
+			if (url_hash(url) != own[i].url_hash)
+				changed++;
+			explicit_bzero(url, strlen(url));
+			pfree(url);
+			if (used_var)
+				pfree(used_var);
+		}
+	}
+	PG_FINALLY();
+	{
+		hr_cache_fresh_after = save_after;
+		hr_cache_share_fresh_failures = save_share;
+	}
+	PG_END_TRY();
+	return changed;
+}
+
+/*
  * Mark every entry of the caller's API URL for app (or alias, e.g. the
  * app's id; both NULL: any app) and config_var (NULL: any) changed, and
  * ask the API again, now and conditionally, for those of the caller's
@@ -129,8 +243,10 @@ hr_cache_revalidate(const char *app, const char *alias, const char *config_var,
 	HrCacheKey	key;
 	OwnEntry   *own;
 	int			nown = 0;
-	int			changed = 0;
+	int			changed;
 	TimestampTz now = GetCurrentTimestamp();
+	/* without a cache in this session there is nothing to store the answer in */
+	bool		asking = hr_cache_ttl_ms != 0;
 	int			i;
 
 	hr_pg_settings(&s);
@@ -152,41 +268,21 @@ hr_cache_revalidate(const char *app, const char *alias, const char *config_var,
 		if (!e->in_use || strcmp(e->api_url, api_url) != 0 ||
 			!app_matches(e, app, alias) || !var_matches(e, config_var))
 			continue;
-		e->changed_at = now;
-		if (!e->has_value || memcmp(e->token_digest, key.token_digest, HR_DIGEST_LEN) != 0)
+		if (asking && e->has_value &&
+			memcmp(e->token_digest, key.token_digest, HR_DIGEST_LEN) == 0)
+		{
+			/* ours: marked when its turn to be asked comes (wait_turn) */
+			strlcpy(own[nown].app, e->app, sizeof(own[nown].app));
+			strlcpy(own[nown].config_var, e->config_var, sizeof(own[nown].config_var));
+			own[nown].url_hash = url_hash(e->url);
+			nown++;
 			continue;
-		strlcpy(own[nown].app, e->app, sizeof(own[nown].app));
-		strlcpy(own[nown].config_var, e->config_var, sizeof(own[nown].config_var));
-		own[nown].url_hash = url_hash(e->url);
-		nown++;
+		}
+		e->changed_at = now;
 	}
 	hr_cache_unlock(c);
 
-	/* without a cache in this session there is nothing to store the answer in */
-	if (hr_cache_ttl_ms == 0)
-		nown = 0;
-	for (i = 0; i < nown; i++)
-	{
-		char	   *used_var = NULL;
-		char	   *url;
-
-		CHECK_FOR_INTERRUPTS();
-		if (failed)
-			url = resolve_or_warn(&s, &own[i]);
-		else
-			url = hr_cache_resolve(&s, own[i].app, own[i].config_var, true, &used_var);
-		if (url == NULL)
-		{
-			(*failed)++;
-			continue;
-		}
-		if (url_hash(url) != own[i].url_hash)
-			changed++;
-		explicit_bzero(url, strlen(url));
-		pfree(url);
-		if (used_var)
-			pfree(used_var);
-	}
+	changed = ask_own(c, &s, &key, own, nown, now, failed);
 	pfree(own);
 	return changed;
 }

@@ -9,10 +9,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -68,6 +70,41 @@ timestamp_or_null(TimestampTz t, bool *isnull)
 	return TimestampTzGetDatum(t);
 }
 
+/* Whose entries heroku_resolver_cache() shows to its caller. */
+typedef enum HrShown
+{
+	SHOW_ALL,					/* a superuser or pg_read_all_stats */
+	SHOW_OWN,					/* those of the caller's own token */
+	SHOW_NONE					/* the caller has no token */
+} HrShown;
+
+/*
+ * Which entries the caller may see: every one for a superuser or a member
+ * of pg_read_all_stats, as pg_stat_activity does; for others only those
+ * fetched with their own effective token and CA settings, by the digest the
+ * resolve path keys them with (*digest).  An entry shows an app and where
+ * its database is, which another token's holder need not learn.
+ */
+static HrShown
+shown_entries(HrCache *c, uint8 *digest)
+{
+	hr_settings s;
+	hr_error	err;
+	char	   *token;
+	HrCacheKey	key;
+
+	if (has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS))
+		return SHOW_ALL;
+	hr_pg_settings(&s);
+	memset(&err, 0, sizeof(err));
+	if (hr_find_token(&s, &token, NULL, &err) != HR_OK)
+		return SHOW_NONE;
+	hr_cache_make_key(c, &key, "", "", "", token, s.ca_file);
+	hr_free_secret(token);
+	memcpy(digest, key.token_digest, HR_DIGEST_LEN);
+	return SHOW_OWN;
+}
+
 /* heroku_resolver_cache(): one row per entry, never a user or password. */
 Datum
 heroku_resolver_cache(PG_FUNCTION_ARGS)
@@ -76,9 +113,16 @@ heroku_resolver_cache(PG_FUNCTION_ARGS)
 	HrCache    *c = hr_cache_get();
 	HrCacheEntry *e = palloc(sizeof(HrCacheEntry));
 	int			ttl = hr_cache_ttl_ms;
+	uint8		own[HR_DIGEST_LEN];
+	HrShown		shown = shown_entries(c, own);
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
+	if (shown == SHOW_NONE)
+	{
+		pfree(e);
+		return (Datum) 0;
+	}
 	for (i = 0; i < c->nentries; i++)
 	{
 		Datum		values[11];
@@ -91,8 +135,12 @@ heroku_resolver_cache(PG_FUNCTION_ARGS)
 		hr_cache_lock(c);
 		memcpy(e, &c->entries[i], sizeof(HrCacheEntry));
 		hr_cache_unlock(c);
-		if (!e->in_use)
+		if (!e->in_use ||
+			(shown == SHOW_OWN && memcmp(e->token_digest, own, HR_DIGEST_LEN) != 0))
+		{
+			explicit_bzero(e->url, sizeof(e->url));
 			continue;
+		}
 
 		memset(nulls, 0, sizeof(nulls));
 		memset(&ci, 0, sizeof(ci));

@@ -163,6 +163,11 @@ hr_InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 #define hr_rte_check_as_user(stmt, rte) ((rte)->checkAsUser)
 #endif
 
+/* 14 renamed the predefined roles' OID macros (DEFAULT_ROLE_* to ROLE_PG_*). */
+#if PG_VERSION_NUM < 140000
+#define ROLE_PG_READ_ALL_STATS DEFAULT_ROLE_READ_ALL_STATS
+#endif
+
 /* 14 made string keys of dynahash explicit; before, they were the default. */
 #if PG_VERSION_NUM < 140000
 #define HASH_STRINGS 0

@@ -5,18 +5,19 @@
  *		and user mappings come from a Heroku app's config var, and a refresh
  *		that alters them only when the app's URL changed.
  *
- * These are the SQL-callable functions and the refresh, including
- * heroku_resolver_refresh() of an app's cache entries and servers; they
+ * These are the SQL-callable functions that make and refresh servers,
+ * including heroku_resolver_refresh() of an app's cache entries and
+ * servers (pg_fdw_forget.c has those that forget a registration); they
  * call down into pg_fdw_options.c (which option goes where, what changed),
  * pg_fdw_ddl.c (the DDL, as parse trees), pg_fdw_registry.c (the registry
- * table) and pg_cache_revalidate.c, which never call back.
+ * table), pg_fdw_lookup.c (a registered server, found and locked) and
+ * pg_cache_revalidate.c, which never call back.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "commands/event_trigger.h"
 #include "fmgr.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
@@ -40,22 +41,9 @@ PG_FUNCTION_INFO_V1(heroku_fdw_create_server);
 PG_FUNCTION_INFO_V1(heroku_fdw_add_user_mapping);
 PG_FUNCTION_INFO_V1(heroku_fdw_refresh);
 PG_FUNCTION_INFO_V1(heroku_fdw_refresh_all);
-PG_FUNCTION_INFO_V1(heroku_fdw_unregister);
-PG_FUNCTION_INFO_V1(heroku_fdw_forget_dropped);
 PG_FUNCTION_INFO_V1(heroku_resolver_refresh);
 
 /* ---------- arguments, lookups and checks ---------- */
-
-/* A name argument as a C string; NULL raises 22004 naming the argument. */
-static char *
-name_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"%s\" must not be null", argname)));
-	return pstrdup(NameStr(*PG_GETARG_NAME(argno)));
-}
 
 /* A regrole argument that names an existing role. */
 static Oid
@@ -73,15 +61,6 @@ role_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("role with OID %u does not exist", roleid)));
 	return roleid;
-}
-
-/* A role's name, or its OID if it was dropped. */
-static char *
-role_name(Oid roleid)
-{
-	char	   *name = GetUserNameFromId(roleid, true);
-
-	return name ? name : psprintf("%u", roleid);
 }
 
 /* CONTEXT: what was being done to which server of which app. */
@@ -138,14 +117,6 @@ fdw_kind(ForeignDataWrapper *fdw)
 					fdw->fdwname),
 			 errhint("Use postgres_fdw or dblink_fdw.")));
 	pg_unreachable();
-}
-
-/* The caller must own the server (superusers do), as ALTER SERVER requires. */
-static void
-check_server_owner(ForeignServer *srv)
-{
-	if (!hr_server_ownercheck(srv->serverid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FOREIGN_SERVER, srv->servername);
 }
 
 /* ---------- refresh ---------- */
@@ -225,7 +196,7 @@ refresh_server(Registry *reg, RegEntry *e, ForeignServer *srv)
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
 
-	check_server_owner(srv);
+	hr_fdw_check_server_owner(srv);
 	r = hr_pg_resolve(e->app, e->config_var, true);
 	changed = apply_resolution(srv, e, r, InvalidOid);
 	hr_registry_update(reg, e, changed);
@@ -243,10 +214,10 @@ refresh_server(Registry *reg, RegEntry *e, ForeignServer *srv)
 Datum
 heroku_fdw_create_server(PG_FUNCTION_ARGS)
 {
-	char	   *server = name_arg(fcinfo, 0, "server");
+	char	   *server = hr_pg_name_arg(fcinfo, 0, "server");
 	char	   *app = hr_pg_text_arg(fcinfo, 1, "app");
 	char	   *config_var = hr_pg_text_arg(fcinfo, 2, "config_var");
-	char	   *fdwname = name_arg(fcinfo, 3, "fdw");
+	char	   *fdwname = hr_pg_name_arg(fcinfo, 3, "fdw");
 	Oid			roleid = role_arg(fcinfo, 4, "for_role");
 	Registry   *reg = hr_registry_for(fcinfo, false);
 	ForeignDataWrapper *fdw;
@@ -302,7 +273,7 @@ heroku_fdw_create_server(PG_FUNCTION_ARGS)
 Datum
 heroku_fdw_add_user_mapping(PG_FUNCTION_ARGS)
 {
-	char	   *server = name_arg(fcinfo, 0, "server");
+	char	   *server = hr_pg_name_arg(fcinfo, 0, "server");
 	Oid			roleid = role_arg(fcinfo, 1, "for_role");
 	Registry   *reg = hr_registry_for(fcinfo, false);
 	ForeignServer *srv;
@@ -313,7 +284,7 @@ heroku_fdw_add_user_mapping(PG_FUNCTION_ARGS)
 	HrResolved *r;
 	bool		changed;
 
-	check_server_owner(srv);
+	hr_fdw_check_server_owner(srv);
 	if (hr_ddl_user_mapping_options(roleid, srv->serverid, &existing))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -337,7 +308,7 @@ heroku_fdw_add_user_mapping(PG_FUNCTION_ARGS)
 Datum
 heroku_fdw_refresh(PG_FUNCTION_ARGS)
 {
-	char	   *server = name_arg(fcinfo, 0, "server");
+	char	   *server = hr_pg_name_arg(fcinfo, 0, "server");
 	Registry   *reg = hr_registry_for(fcinfo, false);
 	ForeignServer *srv;
 	RegEntry   *e = hr_registry_lookup(reg, server, &srv);
@@ -396,45 +367,6 @@ refresh_one(Registry *reg, RegEntry *listed, MemoryContext work_cxt)
 	return false;
 }
 
-/* A dead row is forgotten by a member of the role that registered it, or a superuser. */
-static bool
-may_forget(RegEntry *e)
-{
-	return superuser() ||
-		(OidIsValid(e->server_owner) && has_privs_of_role(GetUserId(), e->server_owner));
-}
-
-/*
- * A row that no longer stands for its server: nothing is written through
- * it.  Its registering owner (or a superuser) forgets it, with a WARNING
- * naming the server and the app; others leave it alone.
- */
-static void
-forget_dead(Registry *reg, RegEntry *e, RegState state, ForeignServer *srv)
-{
-	if (!may_forget(e))
-	{
-		ereport(DEBUG1,
-				(errmsg_internal("skipping dead registration of foreign server \"%s\" of Heroku app \"%s\": not its owner",
-								 e->server, e->app)));
-		return;
-	}
-	if (!hr_registry_forget_dead(reg, e))
-		return;
-	if (state == REG_OWNER_CHANGED)
-		ereport(WARNING,
-				(errmsg("forgetting foreign server \"%s\" of Heroku app \"%s\": its owner changed from \"%s\" to \"%s\" after it was registered",
-						srv->servername, e->app,
-						role_name(e->server_owner), role_name(srv->owner)),
-				 errdetail("heroku_resolver writes only into the servers it made, as their owner had them; it wrote nothing into this one.")));
-	else
-		ereport(WARNING,
-				(errmsg("forgetting foreign server \"%s\" of Heroku app \"%s\": it was dropped",
-						e->server, e->app),
-				 errdetail("heroku_resolver writes only into the servers it made; a server of that name made since is not one of them."),
-				 errhint("Make it again with heroku_fdw_create_server().")));
-}
-
 /*
  * heroku_fdw_refresh_all(): refresh every registered server the caller
  * owns (all of them for a superuser); one failure does not stop the
@@ -464,7 +396,7 @@ heroku_fdw_refresh_all(PG_FUNCTION_ARGS)
 		state = hr_registry_state(e, &srv);
 		if (state != REG_LIVE)
 		{
-			forget_dead(reg, e, state, srv);
+			hr_fdw_forget_dead(reg, e, state, srv);
 			continue;
 		}
 		e->server = pstrdup(srv->servername);
@@ -548,73 +480,4 @@ heroku_resolver_refresh(PG_FUNCTION_ARGS)
 	}
 	MemoryContextDelete(work_cxt);
 	PG_RETURN_INT32(nchanged);
-}
-
-/*
- * heroku_fdw_unregister(server): forget it; the server stays as it is.
- * A registration whose server was dropped is forgotten by its registering
- * owner or a superuser.
- */
-Datum
-heroku_fdw_unregister(PG_FUNCTION_ARGS)
-{
-	char	   *server = name_arg(fcinfo, 0, "server");
-	Registry   *reg = hr_registry_for(fcinfo, false);
-	ForeignServer *srv = GetForeignServerByName(server, true);
-	List	   *dead;
-	ListCell   *lc;
-	bool		forgot = false;
-
-	/* the server's own registration, live or not: who may alter it forgets it */
-	if (srv != NULL && hr_registry_has(reg, srv->serverid))
-	{
-		check_server_owner(srv);
-		hr_registry_delete(reg, srv->serverid);
-		PG_RETURN_VOID();
-	}
-
-	/* registrations under that name of a server that is gone */
-	dead = hr_registry_dead_named(reg, server);
-	foreach(lc, dead)
-	{
-		RegEntry   *e = (RegEntry *) lfirst(lc);
-
-		if (may_forget(e) && hr_registry_forget_dead(reg, e))
-			forgot = true;
-	}
-	if (forgot)
-		PG_RETURN_VOID();
-
-	if (srv == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("server \"%s\" does not exist", server)));
-	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_OBJECT),
-			 errmsg("server \"%s\" is not registered with heroku_resolver", server)));
-	PG_RETURN_VOID();
-}
-
-/*
- * heroku_fdw_forget_dropped(): the sql_drop event trigger that forgets a
- * registered server as it is dropped.  The checks at every use stand on
- * their own (an event trigger does not fire when disabled, or with
- * session_replication_role = replica); this keeps the registry tidy and
- * a dropped server's name free of any registration at once.
- */
-Datum
-heroku_fdw_forget_dropped(PG_FUNCTION_ARGS)
-{
-	Registry   *reg;
-
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function \"%s\" was not called by the event trigger manager",
-						"heroku_fdw_forget_dropped")));
-	/* DROP EXTENSION heroku_resolver itself: nothing left to forget */
-	reg = hr_registry_for(fcinfo, true);
-	if (reg != NULL)
-		hr_registry_forget_dropped(reg);
-	PG_RETURN_VOID();
 }

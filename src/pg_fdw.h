@@ -68,6 +68,11 @@ typedef enum RegState
 	REG_OWNER_CHANGED			/* the server has another owner now */
 } RegState;
 
+/* pg_fdw_forget.c */
+/* Forget a dead row (with a WARNING) if the caller registered it. */
+extern void hr_fdw_forget_dead(Registry *reg, RegEntry *e, RegState state,
+							   ForeignServer *srv);
+
 /* pg_fdw_options.c */
 extern SplitOptions hr_fdw_split_options(FdwKind kind, const HrResolved *r);
 extern List *hr_fdw_option_names(List *defs);
@@ -99,6 +104,8 @@ extern void hr_registry_update(Registry *reg, RegEntry *e, bool changed);
 extern void hr_registry_set_error(Registry *reg, Oid serverid,
 								  const char *message);
 extern bool hr_registry_has(Registry *reg, Oid serverid);
+/* The row of the server with that OID (FOR UPDATE if lock); NULL if none. */
+extern RegEntry *hr_registry_fetch(Registry *reg, Oid serverid, bool lock);
 extern bool hr_registry_delete(Registry *reg, Oid serverid);
 /* Delete a dead row if it is still dead; false if it was not deleted. */
 extern bool hr_registry_forget_dead(Registry *reg, RegEntry *e);
@@ -106,9 +113,13 @@ extern bool hr_registry_forget_dead(Registry *reg, RegEntry *e);
 extern List *hr_registry_list(Registry *reg);
 /* The dead rows whose last known name is server. */
 extern List *hr_registry_dead_named(Registry *reg, const char *server);
-extern RegState hr_registry_state(RegEntry *e, ForeignServer **srv);
 /* In a sql_drop event trigger: forget the servers being dropped. */
 extern void hr_registry_forget_dropped(Registry *reg);
+
+/* pg_fdw_lookup.c */
+/* 42501 unless the caller owns the server (superusers do). */
+extern void hr_fdw_check_server_owner(ForeignServer *srv);
+extern RegState hr_registry_state(RegEntry *e, ForeignServer **srv);
 
 /*
  * The live registry row of the server of that name (or OID), locked, and

@@ -34,6 +34,7 @@ extern void hr_pg_backend_init(void);
 extern void hr_pg_settings(hr_settings *s);
 pg_noreturn extern void hr_pg_report(int elevel, const hr_error *err);
 extern char *hr_pg_text_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+extern char *hr_pg_name_arg(FunctionCallInfo fcinfo, int argno, const char *name);
 extern hr_http *hr_pg_http(void);
 extern bool hr_allow_local_hosts;
 
