@@ -9,7 +9,8 @@
  *		hr_watch_db.h.
  *
  * The files call downwards only: hr_watch_main.c (start and stop) calls
- * hr_watch_http.c, which calls the loop in hr_watch.c; the loop calls
+ * hr_watch_http.c (with its guard, hr_watch_guard.c), which calls the
+ * loop in hr_watch.c; the loop calls
  * hr_watch_opts.c and hr_watch_db.c; all of them call hr_watch_base.c.
  *
  *-------------------------------------------------------------------------

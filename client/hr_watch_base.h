@@ -37,6 +37,11 @@
 #define HR_WATCH_MAX_BACKOFF_MS 60000
 /* how long a webhook waits for its change to be applied before a 503 */
 #define HR_WATCH_APPLY_WAIT_MS 8000
+/* the webhook receiver's connections at once, and per client address */
+#define HR_WATCH_MAX_CONNECTIONS 64
+#define HR_WATCH_DEFAULT_PER_ADDRESS 8
+/* a webhook request must be whole (headers and body) within this */
+#define HR_WATCH_DEFAULT_REQUEST_TIMEOUT_MS 10000L
 
 /* --service NAME=APP[:CONFIG_VAR]: one section of the service file */
 typedef struct hr_watch_entry
@@ -94,6 +99,8 @@ typedef struct hr_watch
 	const char *listen;			/* HOST:PORT or NULL */
 	const char *secret_file;
 	const char *auth_file;
+	int			per_address;	/* --max-connections-per-address */
+	long		request_timeout_ms; /* --request-timeout */
 	const char *token_settings_file;	/* --api-key-file, for messages */
 	int			use_syslog;
 

@@ -8,6 +8,13 @@
  *		libpq connection; a failure is retried after 1 s, then 2, 4, ... up
  *		to a minute, until it succeeds.
  *
+ * No role of the cluster can get its own function run by the watcher: each
+ * new connection first pins search_path to pg_catalog, pg_temp, then finds
+ * the extension's schema in pg_extension, and the function is called by
+ * that schema and its argument types (text, text).  A schema named after
+ * the connecting role ("$user", first in the default search_path) or any
+ * overload in the extension's schema is never reached.
+ *
  * Each cluster keeps, per app, the newest change generation it was handed
  * (wanted), the newest it applied (acked) and the newest that failed
  * (failed), so that a webhook can wait for its change to reach every
@@ -39,6 +46,7 @@ typedef struct hr_watch_db
 	pthread_t	thread;
 	int			running;
 	PGconn	   *conn;
+	char	   *call;			/* the qualified SELECT, for conn */
 	unsigned long *wanted;
 	unsigned long *acked;
 	unsigned long *failed;
@@ -106,6 +114,72 @@ has_work(hr_watch_db *d, double now)
 	return 0;
 }
 
+/* The first line of a failed result's message (or the connection's). */
+static void
+result_error(PGconn *conn, PGresult *res, char *why, size_t whylen)
+{
+	const char *m = res ? PQresultErrorMessage(res) : NULL;
+
+	if (m == NULL || m[0] == '\0')
+		m = PQerrorMessage(conn);
+	snprintf(why, whylen, "%.*s", (int) strcspn(m, "\n"), m);
+}
+
+/*
+ * On a new connection: pin search_path (by a qualified call), then build
+ * the call of heroku_resolver_refresh qualified with the extension's
+ * schema, as found in pg_extension.  0, or -1 and why.
+ */
+static int
+prepare_call(hr_watch_db *d, char *why, size_t whylen)
+{
+	PGresult   *res;
+	char	   *schema;
+	size_t		len;
+
+	res = PQexec(d->conn, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		result_error(d->conn, res, why, whylen);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	res = PQexec(d->conn,
+				 "SELECT n.nspname FROM pg_catalog.pg_extension e"
+				 " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace"
+				 " WHERE e.extname OPERATOR(pg_catalog.=) 'heroku_resolver'");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	{
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			snprintf(why, whylen, "the extension heroku_resolver is not installed in this database");
+		else
+			result_error(d->conn, res, why, whylen);
+		PQclear(res);
+		return -1;
+	}
+	schema = PQescapeIdentifier(d->conn, PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)));
+	PQclear(res);
+	if (schema == NULL)
+	{
+		result_error(d->conn, NULL, why, whylen);
+		return -1;
+	}
+	len = strlen(schema) + 128;
+	free(d->call);
+	d->call = malloc(len);
+	if (d->call != NULL)
+		snprintf(d->call, len, "SELECT %s.heroku_resolver_refresh($1::pg_catalog.text, NULL::pg_catalog.text)",
+				 schema);
+	PQfreemem(schema);
+	if (d->call == NULL)
+	{
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 /* A kept connection, made again when it was lost.  NULL: see why. */
 static PGconn *
 connection(hr_watch_db *d, char *why, size_t whylen)
@@ -120,7 +194,13 @@ connection(hr_watch_db *d, char *why, size_t whylen)
 	/* the conninfo (dbname, expanded) comes after the defaults: it wins */
 	d->conn = PQconnectdbParams(kw, val, 1);
 	if (d->conn && PQstatus(d->conn) == CONNECTION_OK)
-		return d->conn;
+	{
+		if (prepare_call(d, why, whylen) == 0)
+			return d->conn;
+		PQfinish(d->conn);
+		d->conn = NULL;
+		return NULL;
+	}
 	snprintf(why, whylen, "%.*s", (int) strcspn(d->conn ? PQerrorMessage(d->conn) : "out of memory", "\n"),
 			 d->conn ? PQerrorMessage(d->conn) : "out of memory");
 	PQfinish(d->conn);
@@ -128,7 +208,10 @@ connection(hr_watch_db *d, char *why, size_t whylen)
 	return NULL;
 }
 
-/* SELECT heroku_resolver_refresh(app): 0 and *changed, or -1 and why. */
+/*
+ * SELECT <schema>.heroku_resolver_refresh(app, NULL): 0 and *changed, or
+ * -1 and why.
+ */
 static int
 refresh(hr_watch_db *d, const char *app, long *changed, char *why, size_t whylen)
 {
@@ -138,17 +221,16 @@ refresh(hr_watch_db *d, const char *app, long *changed, char *why, size_t whylen
 
 	if (conn == NULL)
 		return -1;
-	res = PQexecParams(conn, "SELECT heroku_resolver_refresh($1)", 1, NULL, params,
-					   NULL, NULL, 0);
+	res = PQexecParams(conn, d->call, 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
 	{
-		const char *m = PQresultErrorMessage(res);
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		/* no such function or schema: the extension moved; look again */
+		int			moved = state && (strcmp(state, "42883") == 0 || strcmp(state, "3F000") == 0);
 
-		if (m == NULL || m[0] == '\0')
-			m = PQerrorMessage(conn);
-		snprintf(why, whylen, "%.*s", (int) strcspn(m, "\n"), m);
+		result_error(conn, res, why, whylen);
 		PQclear(res);
-		if (PQstatus(conn) != CONNECTION_OK)
+		if (moved || PQstatus(conn) != CONNECTION_OK)
 		{
 			PQfinish(conn);
 			d->conn = NULL;
@@ -239,6 +321,8 @@ db_thread(void *arg)
 	if (d->conn)
 		PQfinish(d->conn);
 	d->conn = NULL;
+	free(d->call);
+	d->call = NULL;
 	return NULL;
 }
 

@@ -16,8 +16,12 @@
  * webhooks then retry).  A delivery id answered 2xx in the last 10 minutes
  * is acknowledged and ignored.
  *
- * libmicrohttpd runs one thread per connection, at most MAX_CONNECTIONS at
- * once, each closed after CONNECTION_TIMEOUT seconds of silence.
+ * libmicrohttpd runs one thread per connection: at most MAX_CONNECTIONS at
+ * once, at most --max-connections-per-address of them from one client
+ * address (the others are closed at once), each closed after
+ * CONNECTION_TIMEOUT seconds of silence; hr_watch_guard.c cuts a request
+ * not whole within --request-timeout, and aggregates the log lines of
+ * refused requests (at most one a second per kind, with a count).
  *
  *-------------------------------------------------------------------------
  */
@@ -38,10 +42,11 @@
 
 #include "hr_watch.h"
 #include "hr_watch_event.h"
+#include "hr_watch_guard.h"
 
 #define HOOK_PATH "/webhooks/heroku"
 #define HEALTH_PATH "/healthz"
-#define MAX_CONNECTIONS 64
+#define MAX_CONNECTIONS HR_WATCH_MAX_CONNECTIONS
 #define CONNECTION_TIMEOUT 10	/* seconds */
 #define REPLAY_WINDOW 600.0		/* seconds */
 #define REPLAY_MAX 4096
@@ -57,6 +62,7 @@ typedef struct seen_delivery
 struct hr_watch_http
 {
 	struct MHD_Daemon *daemon;
+	hr_watch_guard *guard;
 	pthread_mutex_t mu;			/* the replay cache */
 	seen_delivery *seen;
 	int			nseen;
@@ -99,30 +105,15 @@ answer(struct MHD_Connection *c, unsigned int status, const char *json)
 	return answer_allow(c, status, json, status == 405 ? "POST" : NULL);
 }
 
-/* The client's address, for a log line. */
-static void
-client_of(struct MHD_Connection *c, char *dst, size_t dstlen)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-
-	snprintf(dst, dstlen, "?");
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, dst, (socklen_t) dstlen);
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, dst, (socklen_t) dstlen);
-}
-
-/* "webhook from ADDR: WHAT (STATUS)", then the answer. */
+/* Log the refusal (aggregated by the guard), then answer. */
 static enum MHD_Result
 refuse(hr_watch *w, struct MHD_Connection *c, unsigned int status,
-	   const char *what, const char *json)
+	   hr_refusal kind, const char *detail, const char *json)
 {
 	char		who[INET6_ADDRSTRLEN];
 
-	client_of(c, who, sizeof(who));
-	hr_watch_log(w, "webhook from %s: %s (%u)", who, what, status);
+	hr_watch_client_address(c, who, sizeof(who));
+	hr_watch_guard_refused(w->http->guard, kind, who, detail);
 	return answer(c, status, json);
 }
 
@@ -223,22 +214,19 @@ handle_hook(hr_watch *w, struct MHD_Connection *c, const hook_request *r)
 	int			rc;
 
 	if (!authentic(w, c, r))
-		return refuse(w, c, 401, "refused: missing or wrong signature or authorization",
-					  "{\"status\":\"unauthorized\"}");
+		return refuse(w, c, 401, HR_REFUSE_SIGNATURE, NULL, "{\"status\":\"unauthorized\"}");
 	kind = hr_webhook_parse(r->body, r->len, &ev);
 	if (kind == HR_WEBHOOK_MALFORMED)
-		return refuse(w, c, 400, "refused: not a JSON object, or a release without an app",
-					  "{\"status\":\"bad request\"}");
+		return refuse(w, c, 400, HR_REFUSE_MALFORMED, NULL, "{\"status\":\"bad request\"}");
 	if (kind == HR_WEBHOOK_OTHER)
-		return refuse(w, c, 202, "ignored: not a release", "{\"status\":\"ignored\"}");
+		return refuse(w, c, 202, HR_REFUSE_NOT_RELEASE, NULL, "{\"status\":\"ignored\"}");
 	app = hr_watch_match_app(w, ev.app_id, ev.app_name);
 	if (app < 0)
-		return refuse(w, c, 202, "ignored: an app not watched", "{\"status\":\"ignored\"}");
+		return refuse(w, c, 202, HR_REFUSE_NOT_WATCHED, NULL, "{\"status\":\"ignored\"}");
 	if (seen_recently(w->http, ev.delivery_id))
 	{
-		snprintf(line, sizeof(line), "ignored: delivery %s of app %s already applied",
-				 ev.delivery_id, w->apps[app].ident);
-		return refuse(w, c, 200, line, "{\"status\":\"duplicate\"}");
+		snprintf(line, sizeof(line), "delivery %s of app %s", ev.delivery_id, w->apps[app].ident);
+		return refuse(w, c, 200, HR_REFUSE_DUPLICATE, line, "{\"status\":\"duplicate\"}");
 	}
 	rc = hr_watch_apply(w, app, "webhook", HR_WATCH_APPLY_WAIT_MS, why, sizeof(why));
 	if (rc == 0)
@@ -246,8 +234,8 @@ handle_hook(hr_watch *w, struct MHD_Connection *c, const hook_request *r)
 		remember(w->http, ev.delivery_id);
 		return answer(c, 200, "{\"status\":\"applied\"}");
 	}
-	snprintf(line, sizeof(line), "app %s not applied: %s", w->apps[app].ident, why);
-	return refuse(w, c, 503, line, "{\"status\":\"not applied\"}");
+	snprintf(line, sizeof(line), "app %s: %s", w->apps[app].ident, why);
+	return refuse(w, c, 503, HR_REFUSE_NOT_APPLIED, line, "{\"status\":\"not applied\"}");
 }
 
 static enum MHD_Result
@@ -278,13 +266,13 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 			return ret;
 		}
 		if (strcmp(url, HOOK_PATH) != 0)
-			return refuse(w, c, 404, "refused: unknown path", "{\"status\":\"not found\"}");
+			return refuse(w, c, 404, HR_REFUSE_PATH, NULL, "{\"status\":\"not found\"}");
 		if (strcmp(method, "POST") != 0)
-			return refuse(w, c, 405, "refused: not a POST", "{\"status\":\"method not allowed\"}");
+			return refuse(w, c, 405, HR_REFUSE_METHOD, NULL, "{\"status\":\"method not allowed\"}");
 		if (cl && strtoull(cl, NULL, 10) > (unsigned long long) HR_WEBHOOK_MAX_BODY)
-			return refuse(w, c, 413, "refused: body over 1 MiB", "{\"status\":\"too large\"}");
+			return refuse(w, c, 413, HR_REFUSE_TOO_LARGE, NULL, "{\"status\":\"too large\"}");
 		if (!json_content_type(c))
-			return refuse(w, c, 415, "refused: Content-Type is not application/json",
+			return refuse(w, c, 415, HR_REFUSE_MEDIA_TYPE, NULL,
 						  "{\"status\":\"unsupported media type\"}");
 		r = calloc(1, sizeof(hook_request));
 		if (r == NULL)
@@ -331,11 +319,16 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 		return MHD_YES;
 	}
 	if (r->too_big)
-		return refuse(w, c, 413, "refused: body over 1 MiB", "{\"status\":\"too large\"}");
+		return refuse(w, c, 413, HR_REFUSE_TOO_LARGE, NULL, "{\"status\":\"too large\"}");
+	/* whole: no deadline while it is applied (HR_WATCH_APPLY_WAIT_MS at most) */
+	hr_watch_guard_answering(c);
 	return handle_hook(w, c, r);
 }
 
-/* The request is over (answered, or the client left): free its body. */
+/*
+ * The request is over (answered, or the client left): free its body; a
+ * next request on the connection gets a deadline of its own.
+ */
 static void
 completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		  enum MHD_RequestTerminationCode toe)
@@ -343,8 +336,8 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	hook_request *r = *con_cls;
 
 	(void) cls;
-	(void) c;
 	(void) toe;
+	hr_watch_guard_request_over(c);
 	if (r)
 	{
 		free(r->body);
@@ -424,14 +417,23 @@ hr_watch_http_start(hr_watch *w, char *why, size_t whylen)
 	}
 	pthread_mutex_init(&h->mu, NULL);
 	w->http = h;
+	h->guard = hr_watch_guard_start(w, w->request_timeout_ms);
+	if (h->guard == NULL)
+	{
+		freeaddrinfo(ai);
+		snprintf(why, whylen, "could not start a thread");
+		return HR_WATCH_EX_OSERR;
+	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
 	h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handler, w,
 								 MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 								 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) MAX_CONNECTIONS,
+								 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) w->per_address,
 								 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) CONNECTION_TIMEOUT,
 								 MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+								 MHD_OPTION_NOTIFY_CONNECTION, hr_watch_guard_connection, h->guard,
 								 MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (h->daemon == NULL)
@@ -456,6 +458,8 @@ hr_watch_http_stop(hr_watch *w)
 	pthread_mutex_unlock(&w->mu);
 	if (h->daemon)
 		MHD_stop_daemon(h->daemon);
+	/* every connection is closed: the refusals not yet logged are */
+	hr_watch_guard_stop(h->guard);
 	pthread_mutex_destroy(&h->mu);
 	free(h->seen);
 	free(h);

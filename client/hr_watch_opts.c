@@ -35,6 +35,8 @@ static const struct option watch_options[] = {
 	{"listen", required_argument, NULL, 'l'},
 	{"webhook-secret-file", required_argument, NULL, 'S'},
 	{"webhook-authorization-file", required_argument, NULL, 'Z'},
+	{"max-connections-per-address", required_argument, NULL, 'P'},
+	{"request-timeout", required_argument, NULL, 'R'},
 	{"syslog", no_argument, NULL, 'y'},
 	{"api-url", required_argument, NULL, 'a'},
 	{"api-key-file", required_argument, NULL, 'k'},
@@ -72,7 +74,13 @@ usage(void)
 		   "                           GET /healthz answers the state as JSON\n"
 		   "      --webhook-secret-file FILE  the webhooks' secret (needed with --listen)\n"
 		   "      --webhook-authorization-file FILE  the Authorization the webhooks send\n"
-		   "      --syslog             log to syslog instead of standard error\n\n");
+		   "      --max-connections-per-address N  connections from one client address\n"
+		   "                           at once, 1 to %d (default %d; of %d in all)\n"
+		   "      --request-timeout TIME  a webhook request must be whole (headers and\n"
+		   "                           body) within TIME, else it is cut (default %lds)\n"
+		   "      --syslog             log to syslog instead of standard error\n\n",
+		   HR_WATCH_MAX_CONNECTIONS, HR_WATCH_DEFAULT_PER_ADDRESS, HR_WATCH_MAX_CONNECTIONS,
+		   HR_WATCH_DEFAULT_REQUEST_TIMEOUT_MS / 1000);
 	printf("Options:\n"
 		   "      --api-url URL, --api-key-file FILE, --netrc-file FILE, --ca-file FILE,\n"
 		   "      --timeout TIME, --min-sslmode MODE   as for the other modes\n"
@@ -318,7 +326,7 @@ set_api_host(hr_watch *w)
 /* Check the option values: 0 or the exit status. */
 static int
 check_values(hr_watch *w, const char *interval, const char *timeout,
-			 const char *sslmode)
+			 const char *sslmode, const char *per_address, const char *request_timeout)
 {
 	const char *page = getenv("HEROKU_PG_RESOLVE_FEED_PAGE");
 	const char *colon = w->listen ? strrchr(w->listen, ':') : NULL;
@@ -330,6 +338,27 @@ check_values(hr_watch *w, const char *interval, const char *timeout,
 	{
 		hr_cli_fail("Give 0, or a number with ms, s, min or h (500ms, 30s, 1min).",
 					  "invalid --interval value \"%.40s\"", interval);
+		return EX_CONFIG;
+	}
+	if (per_address)
+	{
+		char	   *end;
+		long		n = strtol(per_address, &end, 10);
+
+		if (end == per_address || *end != '\0' || n < 1 || n > HR_WATCH_MAX_CONNECTIONS)
+		{
+			hr_cli_fail("Give a number from 1 to 64.",
+						  "invalid --max-connections-per-address value \"%.40s\"", per_address);
+			return EX_CONFIG;
+		}
+		w->per_address = (int) n;
+	}
+	w->request_timeout_ms = request_timeout ? hr_watch_parse_duration_ms(request_timeout)
+		: HR_WATCH_DEFAULT_REQUEST_TIMEOUT_MS;
+	if (w->request_timeout_ms < 100 || w->request_timeout_ms > 3600000)
+	{
+		hr_cli_fail("Give a number with ms, s or min, from 100ms to 1h (10s).",
+					  "invalid --request-timeout value \"%.40s\"", request_timeout);
 		return EX_CONFIG;
 	}
 	if (timeout && (w->s.timeout_ms = hr_parse_timeout_ms(timeout)) < 0)
@@ -397,6 +426,8 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 	const char *timeout = NULL;
 	const char *sslmode = NULL;
 	const char *service_file = NULL;
+	const char *per_address = NULL;
+	const char *request_timeout = NULL;
 	int			c;
 	int			rc;
 
@@ -444,6 +475,12 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 			case 'Z':
 				w->auth_file = optarg;
 				break;
+			case 'P':
+				per_address = optarg;
+				break;
+			case 'R':
+				request_timeout = optarg;
+				break;
 			case 'y':
 				w->use_syslog = 1;
 				break;
@@ -485,9 +522,10 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 		return usage_error("%s", "--service-file needs --service NAME=APP");
 	if (w->listen && w->secret_file == NULL)
 		return usage_error("%s", "--listen needs --webhook-secret-file FILE");
-	if (!w->listen && (w->secret_file || w->auth_file))
-		return usage_error("%s", "--webhook-secret-file and --webhook-authorization-file need --listen");
-	if ((rc = check_values(w, interval, timeout, sslmode)) != 0)
+	if (!w->listen && (w->secret_file || w->auth_file || per_address || request_timeout))
+		return usage_error("%s", "--webhook-secret-file, --webhook-authorization-file, --max-connections-per-address and --request-timeout need --listen");
+	w->per_address = HR_WATCH_DEFAULT_PER_ADDRESS;
+	if ((rc = check_values(w, interval, timeout, sslmode, per_address, request_timeout)) != 0)
 		return rc;
 	if (w->interval_ms == 0 && !w->listen)
 		return usage_error("%s", "with --interval 0 only webhooks tell of a change: give --listen");

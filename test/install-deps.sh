@@ -31,6 +31,8 @@ PACKAGES=(
 	postgresql-server-dev-all
 	lintian
 	autopkgtest
+	# systemd-analyze, for the watcher's unit (test/checks/unit.sh)
+	systemd
 	# memory checks (test/checks/valgrind.sh, valgrind_watch.sh)
 	valgrind
 	# fuzz and sanitizer checks (test/checks/fuzz.sh, asan.sh)

@@ -155,7 +155,7 @@ depends libheroku-resolver-dev | grep -qF "libheroku-resolver1 (= $debver)" ||
 	die "libheroku-resolver-dev does not depend on libheroku-resolver1 (= $debver)"
 depends libheroku-resolver-dev | grep -qE '(^|, )libpq-dev' || die "libheroku-resolver-dev lacks libpq-dev (heroku_resolver.pc requires libpq)"
 want heroku-pg-resolve /usr/bin/heroku-pg-resolve /usr/share/man/man1/heroku-pg-resolve.1.gz \
-	/lib/systemd/system/heroku-pg-resolve-watch@.service
+	/lib/systemd/system/heroku-pg-resolve-watch@.service /usr/lib/sysusers.d/heroku-pg-resolve.conf
 for p in libheroku-resolver1 libheroku-resolver-dev heroku-pg-resolve; do
 	[[ $(dpkg-deb -f "$(deb "$p")" Maintainer) == "$who" ]] || die "$p's Maintainer is not $who"
 done

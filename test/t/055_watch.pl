@@ -280,12 +280,16 @@ sub raw_status
 	return $line =~ m{^HTTP/1\.\d (\d{3})} ? $1 : '';
 }
 
-# Send requests at once, each on its own connection; their statuses.
+# Send requests at once, each on its own connection; their statuses. As Heroku's deliveries do,
+# they come from several addresses (127.0.0.2 to 127.0.0.11): at most 8 connections of one
+# address are let in at once.
 sub concurrent
 {
 	my ($port, @reqs) = @_;
+	my $n = 0;
 	my @socks = map {
-		my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10);
+		my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10,
+			LocalAddr => '127.0.0.' . (2 + $n++ % 10));
 		print $s $_ if $s;
 		$s;
 	} @reqs;
