@@ -68,18 +68,6 @@ sub spew
 
 sub first_line { my ($l) = (slurp($_[0]) // '') =~ /^\s*([^\r\n]*?)\s*(?:\r?\n|\z)/; return $l }
 
-sub wait_until
-{
-	my ($cond, $secs) = @_;
-	my $end = time + ($secs // 20);
-	while (time < $end)
-	{
-		my $v = $cond->();
-		return $v if $v;
-		sleep 0.05;
-	}
-	return $cond->();
-}
 
 # ---- secrets: every one this file knows of is looked for in every output
 my %SECRETS;
@@ -122,15 +110,6 @@ sub mockctl
 	return $out;
 }
 
-# A control request with a body that may hold a secret: never on a command line.
-sub mock_call
-{
-	my ($method, $path, $body) = @_;
-	my $res = HTTP::Tiny->new(timeout => 30)->request($method, "$ENV{HEROKU_MOCK_URL}$path",
-		{ headers => { 'Content-Type' => 'application/json' }, content => encode_json($body) });
-	die "mock $method $path: $res->{status}\n" unless $res->{success};
-	return decode_json($res->{content});
-}
 
 my $PWN = 0;
 # Give app a new DATABASE_URL in the mock (one release); returns the password.
@@ -165,13 +144,7 @@ sub section_value
 }
 
 # ---- the command
-my $CLI;
-for my $dir (split /:/, $ENV{PATH})
-{
-	if (-x "$dir/heroku-pg-resolve") { $CLI = "$dir/heroku-pg-resolve"; last }
-}
-$CLI = $ENV{HR_PG_RESOLVE} if $ENV{HR_PG_RESOLVE};
-$CLI //= "$REPO/client/heroku-pg-resolve";
+my $CLI = pg_resolve_cli();
 
 my $SECRET_FILE = "$TMP/hook-secret";
 spew($SECRET_FILE, "$HOOK_SECRET\n");

@@ -36,44 +36,10 @@ mkdir $TMPBASE unless -d $TMPBASE;
 my $TMP = tempdir('watchpath_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
 my $APP = 'wpath-a';
 
-my $CLI;
-for my $dir (split /:/, $ENV{PATH})
-{
-	if (-x "$dir/heroku-pg-resolve") { $CLI = "$dir/heroku-pg-resolve"; last }
-}
-$CLI = $ENV{HR_PG_RESOLVE} if $ENV{HR_PG_RESOLVE};
-$CLI //= "$REPO/client/heroku-pg-resolve";
+my $CLI = pg_resolve_cli();
 
-sub slurp
-{
-	my ($path) = @_;
-	open my $fh, '<:raw', $path or return '';
-	local $/;
-	my $text = <$fh>;
-	close $fh;
-	return $text // '';
-}
 
-sub wait_until
-{
-	my ($cond, $secs) = @_;
-	my $end = time + $secs;
-	while (time < $end)
-	{
-		return 1 if $cond->();
-		sleep 0.1;
-	}
-	return $cond->();
-}
 
-sub mock_call
-{
-	my ($method, $path, $body) = @_;
-	my $res = HTTP::Tiny->new(timeout => 30)->request($method, "$ENV{HEROKU_MOCK_URL}$path",
-		{ headers => { 'Content-Type' => 'application/json' }, content => encode_json($body) });
-	die "mock $method $path: $res->{status}\n" unless $res->{success};
-	return;
-}
 
 # A new DATABASE_URL for the app in the mock (one release).
 my $N = 0;
@@ -165,18 +131,18 @@ my $h;
 			'--db', $node->connstr('d_user'), '--db', $node->connstr('d_path') ],
 		'<', \undef, '>', "$TMP/watch.out", '2>', $err);
 }
-ok(wait_until(sub { slurp($err) =~ /watching 1 app/ || !$h->pumpable }, 30) && $h->pumpable, 'the watcher started')
-  or diag(slurp($err));
+ok(wait_until(sub { (slurp_raw($err) // '') =~ /watching 1 app/ || !$h->pumpable }, 30) && $h->pumpable, 'the watcher started')
+  or diag((slurp_raw($err) // ''));
 sleep 1;
 set_url();
 for my $db (qw(d_user d_path))
 {
-	ok(wait_until(sub { slurp($err) =~ m{cluster \S+/$db: (heroku_resolver_refresh|could not notify)} }, 20),
+	ok(wait_until(sub { (slurp_raw($err) // '') =~ m{cluster \S+/$db: (heroku_resolver_refresh|could not notify)} }, 20),
 		"$db: the watcher told the cluster of the change");
 }
 $h->signal('TERM');
 $h->finish;
-my $log = slurp($err);
+my $log = (slurp_raw($err) // '');
 
 for my $db (qw(d_user d_path))
 {

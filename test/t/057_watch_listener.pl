@@ -44,44 +44,10 @@ my $DEADLINE = 10;      # the default --request-timeout
 my $PER_ADDRESS = 8;    # the default --max-connections-per-address
 $SIG{PIPE} = 'IGNORE';
 
-my $CLI;
-for my $dir (split /:/, $ENV{PATH})
-{
-	if (-x "$dir/heroku-pg-resolve") { $CLI = "$dir/heroku-pg-resolve"; last }
-}
-$CLI = $ENV{HR_PG_RESOLVE} if $ENV{HR_PG_RESOLVE};
-$CLI //= "$REPO/client/heroku-pg-resolve";
+my $CLI = pg_resolve_cli();
 
-sub slurp
-{
-	my ($path) = @_;
-	open my $fh, '<:raw', $path or return '';
-	local $/;
-	my $text = <$fh>;
-	close $fh;
-	return $text // '';
-}
 
-sub wait_until
-{
-	my ($cond, $secs) = @_;
-	my $end = time + $secs;
-	while (time < $end)
-	{
-		return 1 if $cond->();
-		sleep 0.1;
-	}
-	return $cond->();
-}
 
-sub mock_call
-{
-	my ($method, $path, $body) = @_;
-	my $res = HTTP::Tiny->new(timeout => 30)->request($method, "$ENV{HEROKU_MOCK_URL}$path",
-		{ headers => { 'Content-Type' => 'application/json' }, content => encode_json($body) });
-	die "mock $method $path: $res->{status}\n" unless $res->{success};
-	return;
-}
 
 my $SECRET = 'whsec-' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 16);
 open my $sf, '>', "$TMP/secret" or die "$TMP/secret: $!\n";
@@ -112,8 +78,8 @@ my $h;
 			'--listen', "127.0.0.1:$PORT", '--webhook-secret-file', "$TMP/secret" ],
 		'<', \undef, '>', "$TMP/watch.out", '2>', $err);
 }
-ok(wait_until(sub { slurp($err) =~ /watching 1 app/ || !$h->pumpable }, 30) && $h->pumpable, 'the watcher started')
-  or diag(slurp($err));
+ok(wait_until(sub { (slurp_raw($err) // '') =~ /watching 1 app/ || !$h->pumpable }, 30) && $h->pumpable, 'the watcher started')
+  or diag((slurp_raw($err) // ''));
 
 # ------------------------------------------------------------------ slow clients
 
@@ -194,7 +160,7 @@ ok(@let_in >= 1 && @let_in <= $PER_ADDRESS,
 	sprintf('slow clients: at most %d of one address were let in (%d)', $PER_ADDRESS, scalar @let_in));
 ok(@let_in && !grep({ $_ < $DEADLINE - 0.5 || $_ > $DEADLINE + 2 } @let_in),
 	sprintf('slow clients: those were cut at the %d s deadline (%s s)', $DEADLINE, join(' ', map { sprintf '%.1f', $_ } @let_in)));
-like(slurp($err), qr/^heroku-pg-resolve watch: webhook from 127\.0\.0\.1: cut: the request was not whole by its deadline: 10\.0 s$/m,
+like((slurp_raw($err) // ''), qr/^heroku-pg-resolve watch: webhook from 127\.0\.0\.1: cut: the request was not whole by its deadline: 10\.0 s$/m,
 	'slow clients: the cut is logged');
 close $_ for grep { defined } @slow, $good;
 
@@ -253,7 +219,7 @@ my $SIG_LINE = qr/refused: missing or wrong signature or authorization \(401\)$/
 sub signature_lines
 {
 	my ($offset) = @_;
-	my @lines = grep { /$SIG_LINE/ } split /\n/, substr(slurp($err), $offset);
+	my @lines = grep { /$SIG_LINE/ } split /\n/, substr((slurp_raw($err) // ''), $offset);
 	my $total = 0;
 	for (@lines)
 	{
@@ -265,7 +231,7 @@ sub signature_lines
 }
 
 sleep 1.1;
-my $offset = length slurp($err);
+my $offset = length (slurp_raw($err) // '');
 my ($refused, $secs) = bad_requests(2000);
 is($refused, 2000, sprintf('refusals: 2,000 requests with a wrong signature, all 401 (in %.1f s)', $secs));
 ok(wait_until(sub { (signature_lines($offset))[1] >= 2000 }, 3), 'refusals: all of them are logged within a second');
@@ -275,7 +241,7 @@ ok($lines <= int($secs) + 2, sprintf('refusals: in %d lines, at most one a secon
 
 # at exit: what was counted and not yet logged is
 sleep 1.1;
-$offset = length slurp($err);
+$offset = length (slurp_raw($err) // '');
 ($refused) = bad_requests(50);
 $h->signal('TERM');
 $h->finish;
@@ -283,7 +249,7 @@ is($h->result(0), 0, 'SIGTERM: exit status 0');
 ($lines, $total) = signature_lines($offset);
 is($total, 50, 'SIGTERM: the 50 refusals just before it are all counted in the log');
 ok($lines <= 2, "SIGTERM: in at most 2 lines ($lines)");
-like(substr(slurp($err), $offset), qr/more requests like this.*\n(?s:.*)stopped$/, 'SIGTERM: logged before "stopped"');
+like(substr((slurp_raw($err) // ''), $offset), qr/more requests like this.*\n(?s:.*)stopped$/, 'SIGTERM: logged before "stopped"');
 
 mock('delete-app', $APP);
 done_testing();

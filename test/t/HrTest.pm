@@ -5,12 +5,18 @@ package HrTest;
 use strict;
 use warnings;
 
+use Cwd qw(abs_path);
 use Exporter 'import';
+use File::Basename qw(dirname);
+use HTTP::Tiny;
 use IPC::Run ();
+use JSON::PP qw(encode_json decode_json);
 use PostgreSQL::Test::Cluster;
 use Test::More ();
+use Time::HiRes ();
 
-our @EXPORT = qw(need_env mock mock_out mock_count preloaded_node);
+our @EXPORT = qw(need_env mock mock_out mock_count mock_call preloaded_node pg_resolve_cli
+  slurp_raw wait_until);
 
 my $PY = '/usr/bin/python3';
 
@@ -63,6 +69,54 @@ heroku.api_url = '$api_url'
 heroku.netrc_file = '/dev/null'
 $conf});
 	return $node;
+}
+
+# A control request with a body that may hold a secret (never on a command
+# line); the answer's JSON, if any.
+sub mock_call
+{
+	my ($method, $path, $body) = @_;
+	my $res = HTTP::Tiny->new(timeout => 30)->request($method, "$ENV{HEROKU_MOCK_URL}$path",
+		{ headers => { 'Content-Type' => 'application/json' }, content => encode_json($body) });
+	die "mock $method $path: $res->{status}\n" unless $res->{success};
+	return length($res->{content} // '') ? decode_json($res->{content}) : undef;
+}
+
+# The heroku-pg-resolve command under test: HR_PG_RESOLVE, the first in
+# PATH, or the checkout's build.
+sub pg_resolve_cli
+{
+	return $ENV{HR_PG_RESOLVE} if $ENV{HR_PG_RESOLVE};
+	for my $dir (split /:/, $ENV{PATH} // '')
+	{
+		return "$dir/heroku-pg-resolve" if -x "$dir/heroku-pg-resolve";
+	}
+	return abs_path(dirname(__FILE__) . '/../..') . '/client/heroku-pg-resolve';
+}
+
+# A file's bytes, or undef when it cannot be read.
+sub slurp_raw
+{
+	my ($path) = @_;
+	open my $fh, '<:raw', $path or return undef;
+	local $/;
+	my $text = <$fh>;
+	close $fh;
+	return $text;
+}
+
+# Poll $cond every 50 ms for $secs (default 20) seconds; its last value.
+sub wait_until
+{
+	my ($cond, $secs) = @_;
+	my $end = Time::HiRes::time() + ($secs // 20);
+	while (Time::HiRes::time() < $end)
+	{
+		my $v = $cond->();
+		return $v if $v;
+		Time::HiRes::sleep(0.05);
+	}
+	return $cond->();
 }
 
 1;
