@@ -14,10 +14,7 @@
 use strict;
 use warnings;
 
-use Cwd qw(abs_path);
-use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
-use HTTP::Tiny;
 use IPC::Run qw(start);
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
@@ -30,7 +27,6 @@ use HrTest;
 
 need_env(qw(HR_TEST_DIR HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL));
 
-my $REPO = abs_path(dirname(__FILE__) . '/../..');
 my $TMPBASE = $ENV{TESTDIR} || "$ENV{HR_TEST_DIR}/tap";
 mkdir $TMPBASE unless -d $TMPBASE;
 my $TMP = tempdir('watchpath_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);

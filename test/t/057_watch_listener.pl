@@ -15,12 +15,9 @@
 use strict;
 use warnings;
 
-use Cwd qw(abs_path);
 use Digest::SHA qw(hmac_sha256);
 use Errno qw(EAGAIN EINPROGRESS EWOULDBLOCK);
-use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
-use HTTP::Tiny;
 use IO::Select;
 use IO::Socket::INET;
 use IPC::Run qw(start);
@@ -34,7 +31,6 @@ use HrTest;
 
 need_env(qw(HR_TEST_DIR HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL));
 
-my $REPO = abs_path(dirname(__FILE__) . '/../..');
 my $TMPBASE = $ENV{TESTDIR} || "$ENV{HR_TEST_DIR}/tap";
 mkdir $TMPBASE unless -d $TMPBASE;
 my $TMP = tempdir('watchlisten_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
