@@ -100,6 +100,10 @@ hr_webhook_parse(const char *body, size_t len, hr_webhook_event *ev)
 	if (s && strlen(s) < sizeof(ev->app_name) && hr_valid_app(s) && strlen(s) <= 30)
 		memcpy(ev->app_name, s, strlen(s) + 1);
 	kind = (ev->app_id[0] || ev->app_name[0]) ? HR_WEBHOOK_RELEASE : HR_WEBHOOK_MALFORMED;
+	/* a release phase runs first: applied on the update that says succeeded */
+	s = member_string(member_object(root, "data"), "status");
+	if (kind == HR_WEBHOOK_RELEASE && s != NULL && strcmp(s, "succeeded") != 0)
+		kind = HR_WEBHOOK_UNSETTLED;
 	json_object_put(root);
 	return kind;
 }

@@ -20,7 +20,9 @@
 
 typedef enum hr_webhook_kind
 {
-	HR_WEBHOOK_RELEASE,			/* resource "release", with an app */
+	HR_WEBHOOK_RELEASE,			/* resource "release", with an app, succeeded */
+	HR_WEBHOOK_UNSETTLED,		/* a release still pending (its release phase
+								 * runs) or failed: nothing to apply yet */
 	HR_WEBHOOK_OTHER,			/* a JSON object about something else */
 	HR_WEBHOOK_MALFORMED		/* not one JSON object, or a release without an app */
 } hr_webhook_kind;
@@ -37,6 +39,9 @@ typedef struct hr_webhook_event
  * object (RFC 8259, no trailing bytes), at most HR_WEBHOOK_MAX_BODY bytes.
  * A release has data.app.id (a UUID) or data.app.name (an app name), or
  * both; values that are not valid names or ids are left out, never cut.
+ * Its data.status tells whether it is to be applied: "succeeded" (or no
+ * status) is, "pending" waits for the update event that says succeeded,
+ * "failed" (or anything else) changed nothing.
  */
 extern hr_webhook_kind hr_webhook_parse(const char *body, size_t len,
 										hr_webhook_event *ev);

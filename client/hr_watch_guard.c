@@ -81,6 +81,7 @@ static const struct
 	[HR_REFUSE_MALFORMED] = {400, "refused: not a JSON object, or a release without an app"},
 	[HR_REFUSE_NOT_RELEASE] = {202, "ignored: not a release"},
 	[HR_REFUSE_NOT_WATCHED] = {202, "ignored: an app not watched"},
+	[HR_REFUSE_UNSETTLED] = {202, "ignored until it succeeds: a release pending or failed"},
 	[HR_REFUSE_DUPLICATE] = {200, "ignored: a delivery already applied"},
 	[HR_REFUSE_NOT_APPLIED] = {503, "not applied"},
 	[HR_REFUSE_PATH] = {404, "refused: unknown path"},

@@ -117,14 +117,19 @@ refuse(hr_watch *w, struct MHD_Connection *c, unsigned int status,
 	return answer(c, status, json);
 }
 
-/* Is the Content-Type application/json (parameters allowed)? */
+/*
+ * Is the Content-Type application/json (parameters allowed), or missing?
+ * Heroku promises neither way; the signature is what authenticates.
+ */
 static int
 json_content_type(struct MHD_Connection *c)
 {
 	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
 	size_t		n = strlen("application/json");
 
-	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
+	if (ct == NULL)
+		return 1;
+	if (strncasecmp(ct, "application/json", n) != 0)
 		return 0;
 	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
 }
@@ -220,6 +225,8 @@ handle_hook(hr_watch *w, struct MHD_Connection *c, const hook_request *r)
 		return refuse(w, c, 400, HR_REFUSE_MALFORMED, NULL, "{\"status\":\"bad request\"}");
 	if (kind == HR_WEBHOOK_OTHER)
 		return refuse(w, c, 202, HR_REFUSE_NOT_RELEASE, NULL, "{\"status\":\"ignored\"}");
+	if (kind == HR_WEBHOOK_UNSETTLED)
+		return refuse(w, c, 202, HR_REFUSE_UNSETTLED, NULL, "{\"status\":\"ignored\"}");
 	app = hr_watch_match_app(w, ev.app_id, ev.app_name);
 	if (app < 0)
 		return refuse(w, c, 202, HR_REFUSE_NOT_WATCHED, NULL, "{\"status\":\"ignored\"}");

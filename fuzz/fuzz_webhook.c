@@ -35,8 +35,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(body, data, size);	/* exact size: not NUL-terminated */
 	kind = hr_webhook_parse(body, size, &ev);
-	FUZZ_CHECK(kind == HR_WEBHOOK_RELEASE || kind == HR_WEBHOOK_OTHER ||
-			   kind == HR_WEBHOOK_MALFORMED, "a known kind");
+	FUZZ_CHECK(kind == HR_WEBHOOK_RELEASE || kind == HR_WEBHOOK_UNSETTLED ||
+			   kind == HR_WEBHOOK_OTHER || kind == HR_WEBHOOK_MALFORMED, "a known kind");
 	check_field(ev.app_id, sizeof(ev.app_id), "app id printable and terminated");
 	check_field(ev.app_name, sizeof(ev.app_name), "app name printable and terminated");
 	check_field(ev.delivery_id, sizeof(ev.delivery_id), "delivery id printable and terminated");
@@ -44,7 +44,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			   "an app id is a UUID");
 	FUZZ_CHECK(ev.app_name[0] == '\0' || (strlen(ev.app_name) <= 30 && hr_valid_app(ev.app_name)),
 			   "an app name is valid");
-	if (kind == HR_WEBHOOK_RELEASE)
+	if (kind == HR_WEBHOOK_RELEASE || kind == HR_WEBHOOK_UNSETTLED)
 		FUZZ_CHECK(ev.app_id[0] || ev.app_name[0], "a release names its app");
 	else
 		FUZZ_CHECK(ev.app_id[0] == '\0' && ev.app_name[0] == '\0', "only a release names an app");
