@@ -16,6 +16,7 @@
 #include "storage/lwlock.h"
 
 #include "pg_heroku.h"
+#include "pg_heal.h"
 
 #define HR_CACHE_URL_MAX		4096	/* a cached URL, terminator included */
 #define HR_CACHE_API_URL_MAX	512
@@ -29,10 +30,7 @@
 #define HR_CACHE_ROLE_SLOTS		32	/* roles whose request rate is shown */
 #define HR_BACKOFF_MAX_S		900 /* a Retry-After is obeyed up to 15 min */
 #define HR_NEGATIVE_TTL_MS		30000	/* a 404 is served from the cache */
-#define HR_HEAL_SLOTS			32	/* failed servers queued for the worker */
-#define HR_HEAL_RECENT			64	/* servers the worker healed lately */
 #define HR_HEAL_MIN_MS			1000	/* one healing request per entry a second */
-#define HR_HEAL_QUIET_MS		60000	/* a server healed with no change waits */
 
 /*
  * Who asks for what.  token_digest is an HMAC, with the cache's own random
@@ -102,33 +100,6 @@ typedef struct HrBackoff
 	uint8		token_digest[HR_DIGEST_LEN];
 	TimestampTz until;
 } HrBackoff;
-
-/*
- * A foreign server whose connection failed, queued for the worker by a
- * role that may use it (USAGE and a user mapping); the worker's request is
- * charged to that role.  The slot is freed when the worker takes it.
- */
-typedef struct HrHealServer
-{
-	Oid			dbid;			/* InvalidOid: slot free */
-	Oid			serverid;
-	Oid			roleid;			/* who failed to connect */
-	TimestampTz failed_at;		/* the last failure reported */
-	NameData	name;			/* the server's name, for log lines */
-} HrHealServer;
-
-/*
- * A server the worker healed lately: it is not queued again before
- * HR_HEAL_MIN_MS has passed if that healing changed it, HR_HEAL_QUIET_MS
- * if it did not (a failure that credentials did not cause).
- */
-typedef struct HrHealRecent
-{
-	Oid			dbid;			/* InvalidOid: slot free */
-	Oid			serverid;
-	TimestampTz healed_at;
-	bool		changed;
-} HrHealRecent;
 
 /* What heroku_resolver_status() shows of the release feed (pg_feed.c). */
 typedef struct HrFeedStatus
@@ -214,11 +185,10 @@ extern void hr_cache_wipe_entry(HrCacheEntry *e);
 extern HrBackoff *hr_cache_find_backoff(HrCache *c, const HrCacheKey *key);
 extern void hr_cache_set_backoff(HrCache *c, const HrCacheKey *key, long seconds,
 								 TimestampTz now);
+/* pg_heal.c: what a backend served, and marking its entry suspect */
 extern void hr_served_set(HrServed *s, const HrCacheKey *key);
 extern bool hr_cache_mark_suspect(const HrServed *s);
 extern void hr_cache_count_request(HrCache *c, Oid roleid, TimestampTz now);
-/* pg_heal_queue.c: queue failed servers for the worker (never throws) */
-extern void hr_heal_queue(const HrHealServer *used, int n);
 /* pg_cache_resolve.c: the role the worker's requests are charged to */
 extern Oid	hr_cache_charge_role;
 extern int64 hr_cache_role_last_hour(const HrRoleRate *r, TimestampTz now);

@@ -67,6 +67,46 @@ static void note_failure(void);
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
 
+/* Remember key in s (the URL hash is the caller's to set). */
+void
+hr_served_set(HrServed *s, const HrCacheKey *key)
+{
+	strlcpy(s->api_url, key->api_url, sizeof(s->api_url));
+	strlcpy(s->app, key->app, sizeof(s->app));
+	strlcpy(s->config_var, key->config_var, sizeof(s->config_var));
+	memcpy(s->token_digest, key->token_digest, HR_DIGEST_LEN);
+	s->url_hash = 0;
+}
+
+/*
+ * A connection made with what s served failed: if the entry still holds
+ * that very URL, its next resolve asks the API first.  True if marked.
+ */
+bool
+hr_cache_mark_suspect(const HrServed *s)
+{
+	HrCache    *c = hr_cache_get();
+	HrCacheKey	key;
+	HrCacheEntry *e;
+	bool		marked = false;
+
+	key.api_url = s->api_url;
+	key.app = s->app;
+	key.config_var = s->config_var;
+	memcpy(key.token_digest, s->token_digest, HR_DIGEST_LEN);
+	hr_cache_key_finish(&key);
+	hr_cache_lock(c);
+	e = hr_cache_find_entry(c, &key);
+	if (e != NULL && e->has_value &&
+		hash_bytes((const unsigned char *) e->url, strlen(e->url)) == s->url_hash)
+	{
+		e->suspect = true;
+		marked = true;
+	}
+	hr_cache_unlock(c);
+	return marked;
+}
+
 /* Note an answer hr_pg_resolve() is about to hand out (url: the raw URL). */
 void
 hr_heal_note_served(const char *url)
