@@ -167,7 +167,7 @@ static char *
 render(hr_watch_metrics *m)
 {
 	hr_buf		b;
-	char		line[256];
+	char		line[600];
 	int			f;
 	int			i;
 
