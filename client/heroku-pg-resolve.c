@@ -78,8 +78,9 @@ usage(void)
 		   "                                                    run COMMAND with\n"
 		   "                                                    DATABASE_URL set\n"
 		   "  %s watch [OPTION]...%*skeep service entries and\n"
-		   "                                                    clusters up to date\n"
-		   "                                                    (see \"watch --help\")\n\n",
+		   "                                                    clusters up to date, and\n"
+		   "                                                    env files, a command,\n"
+		   "                                                    metrics (\"watch --help\")\n\n",
 		   PROG, PROG, PROG, PROG, PROG, 32, "");
 	printf("Modes:\n"
 		   "      --url                print the postgres:// URL instead of the conninfo\n"
@@ -111,8 +112,9 @@ usage(void)
 		   "   69  API unavailable: cannot connect, timeout, TLS failure, HTTP 5xx, or\n"
 		   "       rate limited (HTTP 429)\n"
 		   "   70  internal error (out of memory)\n"
-		   "   71  watch: cannot listen on --listen HOST:PORT, or start a thread\n"
-		   "   73  cannot read or write the service file\n"
+		   "   71  watch: cannot listen on --listen or --metrics-listen HOST:PORT\n"
+		   "       (such as a port in use), or start a thread\n"
+		   "   73  cannot read or write the service file (watch: or --env-file)\n"
 		   "   74  cannot write the output\n"
 		   "   77  not authorized: no token, token rejected (401), no access (402, 403)\n"
 		   "   78  configuration error: bad option value, unreadable token, netrc or CA\n"

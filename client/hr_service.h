@@ -15,6 +15,7 @@
 #define HR_SERVICE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /*
  * Longest line libpq reads from a service file (it refuses a longer one as
@@ -101,6 +102,25 @@ extern hr_service_status hr_service_file_set(const char *path,
 											 const char *const *values,
 											 int *changed,
 											 hr_service_error *err);
+
+/*
+ * The safe write under hr_service_file_set, for any file a program owns:
+ * fn gets the old text (NULL and 0 when there is none) and gives the new
+ * one (malloc'd); the lock, the link rules, the atomic replacement and
+ * *changed are as above, the mode is mode, and what ("env file") names
+ * the file in messages.
+ */
+typedef hr_service_status (*hr_rewrite_fn) (const char *old, size_t oldlen, void *arg,
+											char **new, size_t *newlen,
+											hr_service_error *err);
+extern hr_service_status hr_safe_file_rewrite(const char *path, const char *what,
+											  mode_t mode, hr_rewrite_fn fn, void *arg,
+											  int *changed, hr_service_error *err);
+
+/* hr_safe_file_rewrite with the whole new text given. */
+extern hr_service_status hr_safe_file_write(const char *path, const char *what,
+											mode_t mode, const char *text, size_t len,
+											int *changed, hr_service_error *err);
 
 /* ~/.pg_service.conf: $HOME, else the user's home directory; malloc'd. */
 extern char *hr_service_default_file(void);

@@ -3,7 +3,9 @@
  * hr_service_file.c
  *		Read-modify-write of a service file: serialized by an flock() on a
  *		sidecar lock file, replaced atomically (temporary file in the same
- *		directory, fsync, rename, fsync of the directory), mode 0600.
+ *		directory, fsync, rename, fsync of the directory), mode 0600.  The
+ *		same safe write serves the watcher's other sink files
+ *		(hr_safe_file_write), so there is one atomic writer.
  *
  *-------------------------------------------------------------------------
  */
@@ -312,12 +314,74 @@ hr_service_file_update(const char *path, const char *name, int n,
 	return hr_service_file_set(path, name, n, keywords, values, NULL, err);
 }
 
+/* What hr_service_file_set puts in place of the old text. */
+typedef struct section_edit
+{
+	const char *name;
+	int			n;
+	const char *const *keywords;
+	const char *const *values;
+} section_edit;
+
+static hr_service_status
+edit_section(const char *old, size_t oldlen, void *arg, char **new, size_t *newlen,
+			 hr_service_error *err)
+{
+	section_edit *e = arg;
+
+	return hr_service_replace(old, oldlen, e->name, e->n, e->keywords, e->values,
+							  new, newlen, err);
+}
+
 hr_service_status
 hr_service_file_set(const char *path, const char *name, int n,
 					const char *const *keywords, const char *const *values,
 					int *changed, hr_service_error *err)
 {
+	section_edit e = {name, n, keywords, values};
+
+	return hr_safe_file_rewrite(path, "service file", 0600, edit_section, &e, changed, err);
+}
+
+/* The whole new text, for hr_safe_file_write. */
+typedef struct whole_text
+{
+	const char *text;
+	size_t		len;
+} whole_text;
+
+static hr_service_status
+put_whole(const char *old, size_t oldlen, void *arg, char **new, size_t *newlen,
+		  hr_service_error *err)
+{
+	whole_text *t = arg;
+
+	(void) old;
+	(void) oldlen;
+	*new = malloc(t->len + 1);
+	if (*new == NULL)
+		return oom_error(err);
+	memcpy(*new, t->text, t->len);
+	(*new)[t->len] = '\0';
+	*newlen = t->len;
+	return HR_SERVICE_OK;
+}
+
+hr_service_status
+hr_safe_file_write(const char *path, const char *what, mode_t mode, const char *text,
+				   size_t len, int *changed, hr_service_error *err)
+{
+	whole_text	t = {text, len};
+
+	return hr_safe_file_rewrite(path, what, mode, put_whole, &t, changed, err);
+}
+
+hr_service_status
+hr_safe_file_rewrite(const char *path, const char *what, mode_t mode,
+					 hr_rewrite_fn fn, void *arg, int *changed, hr_service_error *err)
+{
 	hr_service_status st = HR_SERVICE_OK;
+	char		label[400];
 	struct stat sb;
 	char	   *target = NULL;
 	char	   *dir = NULL;
@@ -348,6 +412,7 @@ hr_service_file_set(const char *path, const char *name, int n,
 	dir = dir_of(target);
 	if (dir == NULL)
 		goto oom;
+	snprintf(label, sizeof(label), "%s \"%.300s\"", what, target);
 
 	if (stat(dir, &sb) != 0)
 	{
@@ -359,10 +424,10 @@ hr_service_file_set(const char *path, const char *name, int n,
 			{
 				err->status = HR_SERVICE_EIO;
 				snprintf(err->message, sizeof(err->message),
-						 "could not write service file \"%.200s\": directory \"%.200s\" does not exist",
-						 target, dir);
+						 "could not write %s \"%.200s\": directory \"%.200s\" does not exist",
+						 what, target, dir);
 			}
-			set_hint(err, "Create the directory first, or choose another service file.");
+			set_hint(err, "Create the directory first, or choose another file.");
 			st = HR_SERVICE_EIO;
 		}
 		else
@@ -375,8 +440,8 @@ hr_service_file_set(const char *path, const char *name, int n,
 		{
 			err->status = HR_SERVICE_EIO;
 			snprintf(err->message, sizeof(err->message),
-					 "could not write service file \"%.200s\": \"%.200s\" is not a directory",
-					 target, dir);
+					 "could not write %s \"%.200s\": \"%.200s\" is not a directory",
+					 what, target, dir);
 		}
 		st = HR_SERVICE_EIO;
 		goto done;
@@ -391,7 +456,7 @@ hr_service_file_set(const char *path, const char *name, int n,
 	if (lockfd < 0)
 	{
 		st = io_error(err, "could not open lock file \"%s\"", lockpath, errno);
-		set_hint(err, "The service file's directory must be writable.");
+		set_hint(err, "The file's directory must be writable.");
 		goto done;
 	}
 	while (flock(lockfd, LOCK_EX) != 0)
@@ -406,8 +471,8 @@ hr_service_file_set(const char *path, const char *name, int n,
 	fd = open(target, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && errno != ENOENT)
 	{
-		st = io_error(err, "could not read service file \"%s\"", target, errno);
-		set_hint(err, "The file is kept as it is; fix its permissions, or choose another service file.");
+		st = io_error(err, "could not read %s", label, errno);
+		set_hint(err, "The file is kept as it is; fix its permissions, or choose another file.");
 		goto done;
 	}
 	if (fd >= 0)
@@ -415,7 +480,7 @@ hr_service_file_set(const char *path, const char *name, int n,
 		existed = 1;
 		if (fstat(fd, &sb) != 0)
 		{
-			st = io_error(err, "could not stat service file \"%s\"", target, errno);
+			st = io_error(err, "could not stat %s", label, errno);
 			goto done;
 		}
 		if (!S_ISREG(sb.st_mode))
@@ -424,7 +489,7 @@ hr_service_file_set(const char *path, const char *name, int n,
 			{
 				err->status = HR_SERVICE_EIO;
 				snprintf(err->message, sizeof(err->message),
-						 "service file \"%.300s\" is not a regular file", target);
+						 "%s is not a regular file", label);
 			}
 			st = HR_SERVICE_EIO;
 			goto done;
@@ -434,20 +499,19 @@ hr_service_file_set(const char *path, const char *name, int n,
 		{
 			if (errno == ENOMEM)
 				goto oom;
-			st = io_error(err, "could not read service file \"%s\"", target, errno);
+			st = io_error(err, "could not read %s", label, errno);
 			goto done;
 		}
 		close(fd);
 		fd = -1;
 	}
 
-	st = hr_service_replace(old, oldlen, name, n, keywords, values,
-							&new, &newlen, err);
+	st = fn(old, oldlen, arg, &new, &newlen, err);
 	if (st != HR_SERVICE_OK)
 		goto done;
 
 	/* nothing to change: leave the file alone */
-	same = existed && oldmode == 0600 && newlen == oldlen &&
+	same = existed && oldmode == mode && newlen == oldlen &&
 		memcmp(new, old, oldlen) == 0;
 	if (same)
 		goto done;
@@ -467,12 +531,12 @@ hr_service_file_set(const char *path, const char *name, int n,
 	if (fd < 0)
 	{
 		st = io_error(err, "could not create a temporary file in directory \"%s\"", dir, errno);
-		set_hint(err, "The service file's directory must be writable.");
+		set_hint(err, "The file's directory must be writable.");
 		free(tmppath);
 		tmppath = NULL;
 		goto done;
 	}
-	if (fchmod(fd, 0600) != 0 || write_all(fd, new, newlen) != 0 ||
+	if (fchmod(fd, mode) != 0 || write_all(fd, new, newlen) != 0 ||
 		fsync(fd) != 0)
 	{
 		st = io_error(err, "could not write temporary file \"%s\"", tmppath, errno);
@@ -487,7 +551,7 @@ hr_service_file_set(const char *path, const char *name, int n,
 	fd = -1;
 	if (rename(tmppath, target) != 0)
 	{
-		st = io_error(err, "could not replace service file \"%s\"", target, errno);
+		st = io_error(err, "could not replace %s", label, errno);
 		goto done;
 	}
 	free(tmppath);

@@ -36,6 +36,7 @@
 #include "hr_watch_db.h"
 #include "hr_watch_feed.h"
 #include "hr_watch_opts.h"
+#include "hr_watch_sinks.h"
 
 /* Ask for a check of app i; with mu held.  Returns the ticket. */
 static unsigned long
@@ -156,10 +157,17 @@ static int
 write_entries(hr_watch *w, int i, const hr_response *r, char *rewritten,
 			  size_t rlen, hr_error *err)
 {
+	char	  **fresh = calloc((size_t) w->nentries + 1, sizeof(char *));
+	int			status = 0;
 	int			k;
 
 	rewritten[0] = '\0';
-	for (k = 0; k < w->nentries; k++)
+	if (fresh == NULL)
+	{
+		hr_error_oom(err);
+		return EX_SOFTWARE;
+	}
+	for (k = 0; k < w->nentries && status == 0; k++)
 	{
 		hr_watch_entry *e = &w->entries[k];
 		hr_service_error serr;
@@ -179,7 +187,18 @@ write_entries(hr_watch *w, int i, const hr_response *r, char *rewritten,
 		hr_free_secret(value);
 		free(used);
 		if (rc != HR_OK)
-			return hr_watch_exit_code(rc);
+		{
+			status = hr_watch_exit_code(rc);
+			break;
+		}
+		fresh[k] = hr_watch_env_safe_url(res.url);
+		if (fresh[k] == NULL)
+		{
+			hr_result_free(&res);
+			hr_error_oom(err);
+			status = EX_SOFTWARE;
+			break;
+		}
 		st = hr_service_file_set(w->service_file, e->service, res.params.n,
 								 (const char *const *) res.params.keywords,
 								 (const char *const *) res.params.values, &changed, &serr);
@@ -188,14 +207,24 @@ write_entries(hr_watch *w, int i, const hr_response *r, char *rewritten,
 		{
 			hr_error_set(err, st == HR_SERVICE_ENOMEM ? HR_ENOMEM : HR_EBADURL,
 						 "service [%s]: %s", e->service, serr.message);
-			return st == HR_SERVICE_EIO ? EX_CANTCREAT
+			hr_watch_metric(w, HR_M_SINK_FAILURE, "service_file");
+			status = st == HR_SERVICE_EIO ? EX_CANTCREAT
 				: st == HR_SERVICE_ENOMEM ? EX_SOFTWARE : EX_DATAERR;
+			break;
 		}
+		if (changed)
+			hr_watch_metric(w, HR_M_SINK_WRITE, "service_file");
 		if (changed)
 			snprintf(rewritten + strlen(rewritten), rlen - strlen(rewritten), "%s[%s]",
 					 rewritten[0] ? ", " : "", e->service);
 	}
-	return 0;
+	/* the other sinks, then the commit of the URLs and --on-change */
+	if (status == 0)
+		status = hr_watch_sinks_apply(w, i, fresh, err);
+	for (k = 0; k < w->nentries; k++)
+		hr_free_secret(fresh[k]);
+	free(fresh);
+	return status;
 }
 
 /*
@@ -242,7 +271,10 @@ hr_watch_check_app(hr_watch *w, int i, int initial)
 	if (token == NULL || url.oom)
 		rc = hr_error_oom(&err);
 	else
+	{
 		rc = hr_http_get(w->api, &w->s, url.data, token, etag, a->ident, &r, &err);
+		hr_watch_metric_status(w, rc == HR_OK ? r.status : err.http_status);
+	}
 	hr_free_secret(token);
 	free(url.data);
 	if (rc == HR_OK && r.status == 304 && etag)
@@ -267,6 +299,7 @@ hr_watch_check_app(hr_watch *w, int i, int initial)
 	a->last_ok = ok;
 	if (ok)
 	{
+		hr_watch_metric_now(w, HR_MT_LAST_CHECK);
 		a->backoff_ms = 0;
 		a->retry_at = 0;
 		a->checked_at = time(NULL);
@@ -341,6 +374,7 @@ hr_watch_poll_feed(hr_watch *w, int initial)
 	char	   *token;
 	hr_code		rc;
 	int			was_ok;
+	int			k;
 
 	memset(&err, 0, sizeof(err));
 	pthread_mutex_lock(&w->mu);
@@ -351,6 +385,11 @@ hr_watch_poll_feed(hr_watch *w, int initial)
 		return EX_SOFTWARE;
 	rc = hr_wfeed_poll(w->feed, w->api, &w->s, token, feed_changed, w, &st, &err);
 	hr_free_secret(token);
+	hr_watch_metric(w, HR_M_FEED_LISTING, rc == HR_OK ? "ok" : rc == HR_ECANCELED ? "canceled" : "error");
+	/* the feed tells how many requests and how many were 304s */
+	for (k = 0; k < st.requests; k++)
+		hr_watch_metric_status(w, k < st.not_modified ? 304 : rc == HR_OK || k < st.requests - 1 ? 200
+							   : err.http_status);
 	pthread_mutex_lock(&w->mu);
 	w->last_feed = time(NULL);
 	w->last_feed_ok = rc == HR_OK;

@@ -49,6 +49,7 @@ typedef struct hr_watch_entry
 	char	   *service;		/* section name */
 	char	   *config_var;		/* DATABASE_URL unless given */
 	int			app;			/* index into hr_watch.apps */
+	char	   *url;			/* the URL every sink holds (secret); NULL: not yet */
 } hr_watch_entry;
 
 /* One app being watched, by the name or id it was given as. */
@@ -78,6 +79,8 @@ typedef struct hr_watch_app
 typedef struct hr_watch_dbs hr_watch_dbs;
 typedef struct hr_watch_http hr_watch_http;
 typedef struct hr_wfeed hr_wfeed;
+typedef struct hr_watch_onchange hr_watch_onchange;
+typedef struct hr_watch_metrics hr_watch_metrics;
 struct json_object;
 
 typedef struct hr_watch
@@ -103,6 +106,11 @@ typedef struct hr_watch
 	long		request_timeout_ms; /* --request-timeout */
 	const char *token_settings_file;	/* --api-key-file, for messages */
 	int			use_syslog;
+	/* the env file, on-change and metrics sinks (hr_watch_sinks.h) */
+	const char *env_file;
+	const char *on_change;
+	long		on_change_timeout_ms;
+	const char *metrics_listen;
 
 	/* secrets, read at start and again on SIGHUP (under mu) */
 	char	   *token;
@@ -126,6 +134,8 @@ typedef struct hr_watch
 	hr_watch_http *http;
 	hr_wfeed    *feed;
 	hr_http    *api;
+	hr_watch_onchange *onchange;
+	hr_watch_metrics *metrics;
 } hr_watch;
 
 /* hr_watch_base.c: the clock, the log, the wait; hr_cli_fail prints

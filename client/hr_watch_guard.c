@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 
 #include "hr_watch_guard.h"
+#include "hr_watch_sinks.h"
 
 #define GUARD_TICK_MS 200
 #define LOG_EVERY 1.0			/* seconds: one line per kind at most */
@@ -123,12 +124,21 @@ flush_kind(hr_watch_guard *g, hr_refusal kind, double now)
  * With g->mu held: count requests refused alike (the same kind); the first
  * is logged at once unless its kind was logged less than a second ago.
  */
+/* the result label of a refusal in heroku_pg_resolve_webhooks_total */
+static const char *const metric_label[HR_REFUSE_KINDS] = {
+	"unauthorized", "bad_request", "ignored_not_release", "ignored_not_watched",
+	"ignored_unsettled", "duplicate", "not_applied", "not_found", "method_not_allowed",
+	"too_large", "unsupported_media_type", "cut_deadline"
+};
+
 static void
 note(hr_watch_guard *g, hr_refusal kind, const char *who, const char *detail,
 	 unsigned long count)
 {
 	double		now = hr_watch_now();
 	guard_kind *k = &g->kinds[kind];
+
+	hr_watch_metric(g->w, HR_M_WEBHOOK, metric_label[kind]);
 
 	if (k->pending == 0 && (k->logged_at == 0 || now - k->logged_at >= LOG_EVERY))
 	{

@@ -43,6 +43,7 @@
 #include "hr_watch.h"
 #include "hr_watch_event.h"
 #include "hr_watch_guard.h"
+#include "hr_watch_sinks.h"
 
 #define HOOK_PATH "/webhooks/heroku"
 #define HEALTH_PATH "/healthz"
@@ -239,6 +240,7 @@ handle_hook(hr_watch *w, struct MHD_Connection *c, const hook_request *r)
 	if (rc == 0)
 	{
 		remember(w->http, ev.delivery_id);
+		hr_watch_metric(w, HR_M_WEBHOOK, "applied");
 		return answer(c, 200, "{\"status\":\"applied\"}");
 	}
 	snprintf(line, sizeof(line), "app %s: %s", w->apps[app].ident, why);
@@ -354,8 +356,8 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 /* Split HOST:PORT ("[v6]:port" too) and resolve it for listening. */
-static struct addrinfo *
-listen_address(const char *listen, char *why, size_t whylen)
+struct addrinfo *
+hr_watch_listen_address(const char *listen, char *why, size_t whylen)
 {
 	char		host[256];
 	const char *colon = strrchr(listen, ':');
@@ -411,7 +413,7 @@ hr_watch_http_start(hr_watch *w, char *why, size_t whylen)
 	struct addrinfo *ai;
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
 
-	ai = listen_address(w->listen, why, whylen);
+	ai = hr_watch_listen_address(w->listen, why, whylen);
 	if (ai == NULL)
 		return HR_WATCH_EX_OSERR;
 	h = calloc(1, sizeof(hr_watch_http));

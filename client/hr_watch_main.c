@@ -24,6 +24,7 @@
 #include "hr_watch_db.h"
 #include "hr_watch_feed.h"
 #include "hr_watch_opts.h"
+#include "hr_watch_sinks.h"
 
 /* The interrupt callback of API requests: give up when stopping. */
 static int
@@ -96,6 +97,8 @@ finish(hr_watch *w, int status)
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->mu);
 	hr_watch_http_stop(w);
+	hr_watch_metrics_stop(w);
+	hr_watch_onchange_stop(w);
 	hr_watch_dbs_stop(w);
 	hr_wfeed_free(w->feed);
 	hr_http_free(w->api);
@@ -118,7 +121,7 @@ start_hint(int status)
 		case EX_DATAERR:
 			return "Name a config var that holds a Heroku Postgres URL, such as DATABASE_URL.";
 		case EX_CANTCREAT:
-			return "Choose another file with --service-file or PGSERVICEFILE.";
+			return "Choose another file (--service-file, PGSERVICEFILE, --env-file) or fix its directory's permissions.";
 		case EX_NOPERM:
 			return "Check the token: \"heroku authorizations:create\" makes one that does not expire.";
 		case EX_CONFIG:
@@ -172,6 +175,20 @@ hr_watch_main(int argc, char **argv)
 					  "could not listen on %s: %s", w.listen, why);
 		return finish(&w, rc);
 	}
+
+	/* the sinks beside the service file: metrics listener, on-change thread */
+	if (hr_watch_metrics_init(&w) != 0 || hr_watch_onchange_start(&w) != 0)
+	{
+		hr_cli_fail("The system is short of resources; retry later.", "could not start the on-change thread");
+		return finish(&w, HR_WATCH_EX_OSERR);
+	}
+	if ((rc = hr_watch_metrics_start(&w, why, sizeof(why))) != 0)
+	{
+		hr_cli_fail("Choose another address or port for --metrics-listen, or stop what uses it.",
+					"could not listen on %s for metrics: %s", w.metrics_listen, why);
+		return finish(&w, rc);
+	}
+	hr_watch_env_seed(&w);
 
 	/* the feed's first look comes first: a change after it is seen */
 	if (w.interval_ms > 0 && (rc = hr_watch_poll_feed(&w, 1)) != 0)

@@ -22,6 +22,7 @@
 #include "hr_service.h"
 #include "hr_watch_db.h"
 #include "hr_watch_opts.h"
+#include "hr_watch_sinks.h"
 
 #define DEFAULT_INTERVAL_MS 30000
 #define MAX_INTERVAL_MS (24L * 3600 * 1000)
@@ -38,6 +39,10 @@ static const struct option watch_options[] = {
 	{"max-connections-per-address", required_argument, NULL, 'P'},
 	{"request-timeout", required_argument, NULL, 'R'},
 	{"syslog", no_argument, NULL, 'y'},
+	{"env-file", required_argument, NULL, 1001},
+	{"on-change", required_argument, NULL, 1002},
+	{"on-change-timeout", required_argument, NULL, 1003},
+	{"metrics-listen", required_argument, NULL, 1004},
 	{"api-url", required_argument, NULL, 'a'},
 	{"api-key-file", required_argument, NULL, 'k'},
 	{"netrc-file", required_argument, NULL, 'n'},
@@ -66,7 +71,16 @@ usage(void)
 		   "                           ~/.pg_service.conf)\n"
 		   "      --app APP            watch APP for the clusters only; repeatable\n"
 		   "      --db CONNINFO        a cluster to notify: SELECT heroku_resolver_refresh(app)\n"
-		   "                           for each changed app; repeatable\n\n");
+		   "                           for each changed app; repeatable\n"
+		   "      --env-file FILE      keep NAME_URL='postgres://...' lines, one per\n"
+		   "                           --service, for systemd's EnvironmentFile= and dotenv\n"
+		   "      --on-change CMD      run CMD with /bin/sh -c once every sink holds a\n"
+		   "                           changed URL; HEROKU_PG_RESOLVE_CHANGED names the\n"
+		   "                           services; one run at a time, failures retried\n"
+		   "      --on-change-timeout TIME  kill CMD's process group after TIME\n"
+		   "                           (default 30s)\n"
+		   "      --metrics-listen HOST:PORT  Prometheus metrics at GET /metrics\n"
+		   "                           (see doc/watcher-sinks.md)\n\n");
 	printf("How changes are noticed:\n"
 		   "      --interval TIME      poll the release feed every TIME: 0 (never), or\n"
 		   "                           with a unit: 500ms, 30s, 1min, 1h (default 30s)\n"
@@ -94,8 +108,9 @@ usage(void)
 		   "   65  at start: a config var's value is not a usable postgres:// URL\n"
 		   "   66  at start: no such app, or the config var is not set or is null\n"
 		   "   70  internal error (out of memory)\n"
-		   "   71  cannot listen on --listen HOST:PORT, or cannot start a thread\n"
-		   "   73  at start: cannot read or write the service file\n"
+		   "   71  cannot listen on --listen or --metrics-listen HOST:PORT (such as a\n"
+		   "       port in use), or cannot start a thread\n"
+		   "   73  at start: cannot read or write the service file or the env file\n"
 		   "   77  not authorized: no token, token rejected (401), no access (402, 403)\n"
 		   "   78  configuration error: bad option value, unreadable token, secret,\n"
 		   "       netrc or CA file, invalid API URL\n"
@@ -323,6 +338,36 @@ set_api_host(hr_watch *w)
 	free(host);
 }
 
+/* A HOST:PORT value; 1 when well formed. */
+static int
+host_port(const char *v)
+{
+	const char *colon = strrchr(v, ':');
+
+	return colon && colon != v && colon[1] != '\0' &&
+		strspn(colon + 1, "0123456789") == strlen(colon + 1) &&
+		atol(colon + 1) >= 1 && atol(colon + 1) <= 65535;
+}
+
+/* --env-file, --on-change-timeout, --metrics-listen: 0 or the exit status. */
+static int
+check_sink_values(hr_watch *w)
+{
+	if (w->on_change_timeout_ms < 100 || w->on_change_timeout_ms > 3600000)
+	{
+		hr_cli_fail("Give a number with ms, s or min, from 100ms to 1h (30s).",
+					"invalid --on-change-timeout value");
+		return EX_CONFIG;
+	}
+	if (w->metrics_listen && !host_port(w->metrics_listen))
+	{
+		hr_cli_fail("Give HOST:PORT, such as 127.0.0.1:9187 or [::1]:9187.",
+					"invalid --metrics-listen value \"%.80s\"", w->metrics_listen);
+		return EX_CONFIG;
+	}
+	return hr_watch_env_check(w);
+}
+
 /* Check the option values: 0 or the exit status. */
 static int
 check_values(hr_watch *w, const char *interval, const char *timeout,
@@ -393,6 +438,8 @@ check_values(hr_watch *w, const char *interval, const char *timeout,
 					  "invalid --listen value \"%.80s\"", w->listen);
 		return EX_CONFIG;
 	}
+	if ((i = check_sink_values(w)) != 0)
+		return i;
 	for (i = 0; i < w->ndbs; i++)
 	{
 		char		label[200];
@@ -428,6 +475,7 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 	const char *service_file = NULL;
 	const char *per_address = NULL;
 	const char *request_timeout = NULL;
+	const char *on_change_timeout = NULL;
 	int			c;
 	int			rc;
 
@@ -484,6 +532,18 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 			case 'y':
 				w->use_syslog = 1;
 				break;
+			case 1001:
+				w->env_file = optarg;
+				break;
+			case 1002:
+				w->on_change = optarg;
+				break;
+			case 1003:
+				on_change_timeout = optarg;
+				break;
+			case 1004:
+				w->metrics_listen = optarg;
+				break;
 			case 'a':
 				w->s.api_url = optarg;
 				break;
@@ -524,6 +584,12 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 		return usage_error("%s", "--listen needs --webhook-secret-file FILE");
 	if (!w->listen && (w->secret_file || w->auth_file || per_address || request_timeout))
 		return usage_error("%s", "--webhook-secret-file, --webhook-authorization-file, --max-connections-per-address and --request-timeout need --listen");
+	if ((w->env_file || w->on_change) && w->nentries == 0)
+		return usage_error("%s", "--env-file and --on-change need --service NAME=APP");
+	if (on_change_timeout && !w->on_change)
+		return usage_error("%s", "--on-change-timeout needs --on-change");
+	w->on_change_timeout_ms = on_change_timeout ? hr_watch_parse_duration_ms(on_change_timeout)
+		: HR_WATCH_ON_CHANGE_TIMEOUT_MS;
 	w->per_address = HR_WATCH_DEFAULT_PER_ADDRESS;
 	if ((rc = check_values(w, interval, timeout, sslmode, per_address, request_timeout)) != 0)
 		return rc;
@@ -553,6 +619,7 @@ hr_watch_free_config(hr_watch *w)
 
 	for (i = 0; i < w->nentries; i++)
 	{
+		hr_free_secret(w->entries[i].url);
 		free(w->entries[i].service);
 		free(w->entries[i].config_var);
 	}

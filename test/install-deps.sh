@@ -38,6 +38,8 @@ PACKAGES=(
 	# fuzz and sanitizer checks (test/checks/fuzz.sh, asan.sh)
 	clang
 	libclang-rt-14-dev
+	# the real Prometheus text parser for the watcher's --metrics-listen (test/t/064)
+	python3-prometheus-client
 )
 
 missing=()

@@ -1,0 +1,146 @@
+#!/usr/bin/perl
+# heroku-pg-resolve watch --metrics-listen (issue 20, item 4): Prometheus text at GET /metrics on
+# a listener of its own, read by a real parser (python3-prometheus-client's text parser), with
+# the counter values expected after known events (an applied webhook, a refused one, a rotation
+# written to the env file, an on-change run, feed listings, API requests) and the time gauges;
+# the webhook paths are not on the metrics listener nor the reverse; a metrics port in use ends
+# the watcher with exit status 71 and a clear message.
+#
+# Runs as the postgres OS user with $HR_TEST_DIR/env.sh sourced (test/run-tests.sh does both).
+# Listens on 127.0.0.1, ports HR_WATCH_PORT + 11 and + 12 (default 50401, 50402).
+use strict;
+use warnings;
+
+use Digest::SHA qw(hmac_sha256);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IPC::Run qw(start run);
+use JSON::PP;
+use MIME::Base64 qw(encode_base64);
+use Test::More;
+use Time::HiRes qw(sleep);
+use FindBin;
+use lib $FindBin::Bin;
+use HrTest;
+
+need_env(qw(HR_TEST_DIR HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL));
+
+my $TMPBASE = $ENV{TESTDIR} || "$ENV{HR_TEST_DIR}/tap";
+mkdir $TMPBASE unless -d $TMPBASE;
+my $TMP = tempdir('watchmetrics_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
+my $MPORT = ($ENV{HR_WATCH_PORT} || 50390) + 11;
+my $HPORT = ($ENV{HR_WATCH_PORT} || 50390) + 12;
+my $APP = 'wmetrics-a';
+my $CLI = pg_resolve_cli();
+my $SECRET = 'whsec-' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 16);
+open my $sf, '>', "$TMP/secret" or die;
+print $sf "$SECRET\n";
+close $sf;
+chmod 0600, "$TMP/secret";
+
+my $app = mock_call('PUT', "/__mock/apps/$APP",
+	{ config_vars => { DATABASE_URL => 'postgres://u:m-1@127.0.0.1:5432/d' } });
+my $APP_ID = $app->{id} // die "the mock gave no app id\n";
+
+# The samples as the real parser reads them: { "name{label=value}" => value }.
+my $PARSER = <<'PY';
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        labels = ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
+        out["%s{%s}" % (s.name, labels)] = s.value
+    out["TYPE " + fam.name] = fam.type
+print(json.dumps(out))
+PY
+
+sub scrape
+{
+	my $res = HTTP::Tiny->new(timeout => 10)->get("http://127.0.0.1:$MPORT/metrics");
+	return ($res, undef) unless $res->{success};
+	my ($out, $err) = ('', '');
+	run([ '/usr/bin/python3', '-c', $PARSER ], \$res->{content}, \$out, \$err)
+	  or return ($res, { error => $err });
+	return ($res, decode_json($out));
+}
+
+sub deliver
+{
+	my ($n, $key) = @_;
+	my $body = encode_json({ resource => 'release', action => 'create', id => "e$n",
+		data => { status => 'succeeded', app => { id => $APP_ID, name => $APP } },
+		webhook_metadata => { delivery => { id => sprintf('d0000000-0000-4000-8000-%012d', $n) } } });
+	my $res = HTTP::Tiny->new(timeout => 20)->post("http://127.0.0.1:$HPORT/webhooks/heroku",
+		{ headers => { 'Content-Type' => 'application/json',
+			'Heroku-Webhook-Hmac-SHA256' => encode_base64(hmac_sha256($body, $key), '') },
+		  content => $body });
+	return $res->{status};
+}
+
+my $err = "$TMP/watch.err";
+my $h;
+{
+	local %ENV = %ENV;
+	delete @ENV{qw(HEROKU_API_KEY PGSERVICEFILE)};
+	$ENV{HEROKU_API_URL} = $ENV{HEROKU_MOCK_URL};
+	$h = start([ $CLI, 'watch', '--api-key-file', $ENV{HR_API_KEY_FILE}, '--service', "m=$APP",
+			'--service-file', "$TMP/svc.conf", '--env-file', "$TMP/m.env", '--on-change', 'true',
+			'--interval', '1h', '--listen', "127.0.0.1:$HPORT", '--webhook-secret-file', "$TMP/secret",
+			'--metrics-listen', "127.0.0.1:$MPORT" ],
+		'<', \undef, '>', "$TMP/watch.out", '2>', $err);
+}
+ok(wait_until(sub { (slurp_raw($err) // '') =~ /watching 1 app/ || !$h->pumpable }, 30) && $h->pumpable,
+	'the watcher started') or diag(slurp_raw($err) // '');
+
+my ($res, $m) = scrape();
+is($res->{status}, 200, 'GET /metrics answers 200');
+like($res->{headers}{'content-type'}, qr{^text/plain; version=0\.0\.4}, 'in the text format 0.0.4');
+ok($m && !$m->{error}, 'the real parser reads it') or diag(explain($m));
+is($m->{'TYPE heroku_pg_resolve_webhooks'}, 'counter', 'webhooks are a counter');
+is($m->{'heroku_pg_resolve_sink_writes_total{sink=env_file}'}, 1, 'one env file write at start');
+is($m->{'heroku_pg_resolve_sink_writes_total{sink=service_file}'}, 1, 'one service file write at start');
+is($m->{'heroku_pg_resolve_api_requests_total{status=200}'}, 2, 'two API requests (the feed, the config vars), answered 200');
+is($m->{'heroku_pg_resolve_feed_listings_total{result=ok}'}, 1, 'one feed listing');
+is($m->{'heroku_pg_resolve_on_change_runs_total{result=ok}'}, 0, 'no on-change run yet');
+is($m->{'heroku_pg_resolve_last_change_timestamp_seconds{}'}, 0, 'no change yet');
+cmp_ok($m->{'heroku_pg_resolve_last_successful_check_timestamp_seconds{}'}, '>', time - 60,
+	'the last successful check is now');
+
+mock_call('PATCH', "/__mock/apps/$APP/config-vars", { DATABASE_URL => 'postgres://u:m-2@127.0.0.1:5432/d' });
+is(deliver(1, $SECRET), 200, 'a signed webhook is applied');
+is(deliver(2, 'wrong'), 401, 'a badly signed one is refused');
+ok(wait_until(sub { (slurp_raw($err) // '') =~ /on-change for m done/ }, 10), 'on-change ran');
+($res, $m) = scrape();
+is($m->{'heroku_pg_resolve_webhooks_total{result=applied}'}, 1, 'webhooks{applied} = 1');
+is($m->{'heroku_pg_resolve_webhooks_total{result=unauthorized}'}, 1, 'webhooks{unauthorized} = 1');
+is($m->{'heroku_pg_resolve_api_requests_total{status=200}'}, 3, 'the webhook\'s check: a third API request answered 200');
+is($m->{'heroku_pg_resolve_sink_writes_total{sink=env_file}'}, 2, 'the rotation: a second env file write');
+is($m->{'heroku_pg_resolve_sink_failures_total{sink=env_file}'}, 0, 'no env file failure');
+is($m->{'heroku_pg_resolve_on_change_runs_total{result=ok}'}, 1, 'on_change_runs{ok} = 1');
+cmp_ok($m->{'heroku_pg_resolve_last_change_timestamp_seconds{}'}, '>', time - 60, 'the last change is now');
+unlike(HTTP::Tiny->new->get("http://127.0.0.1:$MPORT/metrics")->{content}, qr/m-1|m-2/, 'no password in the metrics');
+
+is(HTTP::Tiny->new->get("http://127.0.0.1:$MPORT/healthz")->{status}, 404, 'no /healthz on the metrics listener');
+is(HTTP::Tiny->new->post("http://127.0.0.1:$MPORT/webhooks/heroku", { content => '{}' })->{status}, 404,
+	'no webhook path on the metrics listener');
+is(HTTP::Tiny->new->get("http://127.0.0.1:$HPORT/metrics")->{status}, 404, 'no /metrics on the webhook listener');
+is(HTTP::Tiny->new->post("http://127.0.0.1:$MPORT/metrics", { content => 'x' })->{status}, 405, 'POST /metrics: 405');
+
+# a metrics port in use
+{
+	local %ENV = %ENV;
+	delete @ENV{qw(HEROKU_API_KEY PGSERVICEFILE)};
+	$ENV{HEROKU_API_URL} = $ENV{HEROKU_MOCK_URL};
+	my ($out, $e2) = ('', '');
+	run([ $CLI, 'watch', '--api-key-file', $ENV{HR_API_KEY_FILE}, '--app', $APP, '--interval', '1h',
+			'--metrics-listen', "127.0.0.1:$MPORT" ], \undef, \$out, \$e2);
+	is($? >> 8, 71, 'a metrics port in use: exit status 71');
+	like($e2, qr/could not listen on 127\.0\.0\.1:\d+ for metrics: Address already in use/, 'and a clear message')
+	  or diag($e2);
+}
+
+$h->signal('TERM');
+$h->finish;
+is($h->result(0), 0, 'the watcher stops with 0');
+done_testing();
