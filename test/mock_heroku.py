@@ -578,10 +578,14 @@ class State:
         return spec["prefix"]
 
     def bulk_apps(self, spec):
-        """Create count released apps PREFIX-00001...: a large account, cheaply
-        (no config vars, no webhook events)."""
-        prefix = self._bulk_prefix(spec, {"prefix", "count"})
+        """Create count released apps PREFIX-00001... of the team PREFIX-team
+        (or spec's team): a large account, cheaply (no config vars, no
+        webhook events)."""
+        prefix = self._bulk_prefix(spec, {"prefix", "count", "team"})
         count = number(spec, "count", None, 1, 100000, integer=True)
+        team = spec.get("team", prefix + "-team")
+        if not isinstance(team, str) or not APP_NAME_RE.fullmatch(team):
+            raise ControlError("team: a name like an app's")
         with self.lock:
             for i in range(1, count + 1):
                 name = "%s-%05d" % (prefix, i)
@@ -589,7 +593,7 @@ class State:
                     continue
                 stamp = self._stamp()
                 app = {"name": name, "id": str(uuid.uuid4()), "created": stamp,
-                       "updated": stamp, "releases": []}
+                       "updated": stamp, "releases": [], "team": team}
                 app["releases"].append({"version": 1, "description": "Initial release",
                                         "stamp": stamp, "created_at": iso_time(stamp),
                                         "config_vars": {}})
@@ -1095,22 +1099,31 @@ def account(email):
 
 
 def app_object(app, owner):
-    """An app as GET /apps shows it (the fields of the real API's app object)."""
+    """An app as GET /apps shows it: the fields of the real API's app object
+    (test/heroku_app_schema.json), about 1 kB each as Heroku's are.  An app
+    of a team (bulk apps) is owned by the team and names it twice (team and
+    organization, as the API does)."""
     releases = app["releases"]
     web_host = "%s-%s" % (app["name"], hashlib.sha256(app["id"].encode()).hexdigest()[:12])
+    team = app.get("team")
+    team_ref = {"id": derived_id("team", team), "name": team} if team else None
+    if team:
+        owner = "%s@herokumanager.com" % team
+    size = int(hashlib.sha256(app["id"].encode()).hexdigest()[:6], 16)
     return {"acm": False, "archived_at": None,
             "build_stack": {"id": derived_id("stack", STACK), "name": STACK},
-            "buildpack_provided_description": None,
+            "buildpack_provided_description": "Ruby/Rack" if releases else None,
             "created_at": iso_time(app["created"]),
             "generation": {"id": derived_id("generation", "cedar"), "name": "cedar"},
             "git_url": "https://git.heroku.com/%s.git" % app["name"],
             "id": app["id"], "internal_routing": None, "maintenance": False,
-            "name": app["name"], "organization": None, "owner": account(owner),
+            "name": app["name"], "organization": team_ref, "owner": account(owner),
             "region": {"id": derived_id("region", REGION), "name": REGION},
             "released_at": iso_time(releases[-1]["stamp"]) if releases else None,
-            "repo_size": None, "slug_size": None, "space": None,
+            "repo_size": 1000000 + size if releases else None,
+            "slug_size": 30000000 + size if releases else None, "space": None,
             "stack": {"id": derived_id("stack", STACK), "name": STACK},
-            "team": None,
+            "team": team_ref,
             "updated_at": iso_time(app["updated"]),
             "web_url": "https://%s.herokuapp.com/" % web_host}
 
@@ -1404,8 +1417,9 @@ class Handler(BaseHTTPRequestHandler):
         values = self.headers.get_all("Authorization") or []
         if len(values) != 1:
             return None
+        # Stricter than unsure: one space after the scheme, and the token as
+        # issued (a token sent with blanks or a newline around it is refused).
         scheme, _, cred = values[0].strip().partition(" ")
-        cred = cred.strip()
         user = None
         if scheme.lower() == "bearer":
             token = cred
@@ -1430,6 +1444,10 @@ class Handler(BaseHTTPRequestHandler):
                  "auth": self.auth_kind(),
                  "user_agent": self.headers.get("User-Agent"),
                  "if_none_match": "If-None-Match" in self.headers,
+                 # for bench/large_account.sh: the Range, when the request came,
+                 # when its answer was written, its body's size
+                 "range": self.headers.get("Range"), "at": time.time(),
+                 "done": None, "bytes": None,
                  "fault": None}
         fault = state.pick_fault(self.path_only)
         kind = fault["kind"] if fault else None
@@ -1447,6 +1465,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(fault["seconds"])
         status, headers, body = self.api_answer()
         entry["status"] = status
+        entry["bytes"] = len(body)
         self.record_entry(entry)
         if kind == "truncate":
             self.wfile.write(self.framed(status, headers, len(body), close=True)
@@ -1462,6 +1481,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(self.head(status, headers, "HTTP/1.0") + body)
         else:
             self.send(status, headers, body)
+        entry["done"] = time.time()
 
     def record_entry(self, entry):
         """Record the request before answering, so counts are never late."""

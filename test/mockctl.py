@@ -142,9 +142,11 @@ def clock(url, frozen):
     return call(url, "POST", "/__mock/clock", {"frozen": bool(frozen)})
 
 
-def bulk_apps(url, prefix, count):
-    """Create apps PREFIX-00001 .. PREFIX-<count> (released, no config vars)."""
-    return call(url, "POST", "/__mock/bulk-apps", {"prefix": prefix, "count": count})["created"]
+def bulk_apps(url, prefix, count, team=None):
+    """Create apps PREFIX-00001 .. PREFIX-<count> (released, no config vars) of
+    a team (default PREFIX-team)."""
+    return call(url, "POST", "/__mock/bulk-apps",
+                dict(given(team=team), prefix=prefix, count=count))["created"]
 
 
 def delete_bulk_apps(url, prefix):
@@ -271,6 +273,7 @@ def build_parser():
     c = sub.add_parser("bulk-apps", help="create COUNT apps PREFIX-00001... cheaply")
     c.add_argument("prefix", type=text)
     c.add_argument("count", type=int)
+    c.add_argument("--team", type=text, help="the team owning them (default PREFIX-team)")
     c = sub.add_parser("delete-bulk-apps", help="delete the apps PREFIX-NNNNN")
     c.add_argument("prefix", type=text)
     for cmd in ("counts", "per-hour"):
@@ -347,7 +350,7 @@ def run(args):
     elif args.cmd == "clock":
         clock(url, args.state == "freeze")
     elif args.cmd == "bulk-apps":
-        return bulk_apps(url, args.prefix, args.count)
+        return bulk_apps(url, args.prefix, args.count, args.team)
     elif args.cmd == "delete-bulk-apps":
         return delete_bulk_apps(url, args.prefix)
     elif args.cmd == "counts":

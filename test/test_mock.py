@@ -251,6 +251,12 @@ class ApiTests(MockTest):
         self.assertRegex(headers["RateLimit-Remaining"], r"^[0-9]+$")
         self.assertEqual(int(headers["Content-Length"]), len(body))
 
+    def test_token_sent_as_issued(self):
+        """A token with blanks inside the header value is no token (clients trim)."""
+        for value in ("Bearer  " + ALICE, "Bearer " + ALICE + " x", "Bearer \t" + ALICE):
+            self.assertApiError(api("/apps/myapp/config-vars", authorization=value), 401, "unauthorized")
+        self.assertEqual(api("/apps/myapp/config-vars", authorization="Bearer " + ALICE + " ")[0], 200)
+
     def test_app_by_id(self):
         status, _, body = api("/apps/%s/config-vars" % APP_ID)
         self.assertEqual(status, 200)
@@ -926,6 +932,10 @@ class ControlTests(MockTest):
                           ("GET", "/apps/myapp/config-vars", 200, "basic", UA, False),
                           ("GET", "/apps/myapp/releases", 200, "bearer", UA, True),
                           ("GET", "/apps/myapp/config-vars", 401, "none", UA, False)])
+        for e in answer["log"]:     # times and sizes, for bench/large_account.sh
+            self.assertLessEqual(e["at"], e["done"])
+            self.assertIsInstance(e["bytes"], int)
+            self.assertIsNone(e["range"])
         self.assertEqual(mockctl.counts(url(), "config-vars"), 3)
         mockctl.reset_counts(url())
         self.assertEqual(mockctl.requests(url()), {"total": 0, "by_path": {}, "not_modified": 0, "log": []})
