@@ -102,7 +102,9 @@ usage(void)
 		   "  -V, --version            show the version and exit\n\n",
 		   HR_DEFAULT_API_URL, HR_DEFAULT_TIMEOUT_MS);
 	printf("The API token is taken from --api-key-file, else $HEROKU_API_KEY, else the\n"
-		   "netrc entry whose machine is the API host (api.heroku.com by default).\n\n");
+		   "netrc entry whose machine is the API host (api.heroku.com by default),\n"
+		   "white space around it dropped.  `heroku auth:token` prints the Heroku CLI's\n"
+		   "token (`heroku login` writes netrc only with HEROKU_NETRC_WRITE=true).\n\n");
 	printf("Exit status:\n"
 		   "    0  success (with --exec: COMMAND's exit status)\n"
 		   "   64  usage error: bad arguments, invalid app, config var or service name\n"
@@ -153,7 +155,7 @@ report(const hr_error *err, const hr_settings *s, const char *api_host)
 	{
 		case HR_ENOTOKEN:
 			snprintf(hint, sizeof(hint),
-					 "Give --api-key-file FILE, set HEROKU_API_KEY, or add \"machine %s login EMAIL password TOKEN\" to ~/.netrc (or --netrc-file FILE).",
+					 "Give --api-key-file FILE, set HEROKU_API_KEY, or add \"machine %s login EMAIL password TOKEN\" to ~/.netrc (or --netrc-file FILE).  `heroku auth:token` prints the Heroku CLI's token; `heroku login` writes netrc only with HEROKU_NETRC_WRITE=true.",
 					 api_host);
 			break;
 		case HR_EUNAVAILABLE:

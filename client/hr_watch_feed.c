@@ -13,6 +13,11 @@
  * left the account stays known until a listing in which no page was
  * answered 304; it costs a few bytes and is never reported.
  *
+ * released_at has whole seconds: an app released in the second of the
+ * listing that saw it (hr_feed_racy) is reported once more by the first
+ * listing made after that second, whose page may well be a 304, since a
+ * second release within that second leaves its stamp unchanged.
+ *
  *-------------------------------------------------------------------------
  */
 #include <stdlib.h>
@@ -35,7 +40,8 @@ hr_wfeed_new(int page_size)
 	hr_wfeed   *f = calloc(1, sizeof(hr_wfeed));
 
 	if (f)
-		f->feed.page_size = (page_size >= 1 && page_size <= 1000) ? page_size : 1000;
+		f->feed.page_size = (page_size >= 1 && page_size <= HR_FEED_PAGE_MAX)
+			? page_size : HR_FEED_PAGE_MAX;
 	return f;
 }
 
@@ -144,7 +150,11 @@ hr_wfeed_poll(hr_wfeed *f, hr_http *h, const hr_settings *s, const char *token,
 			stats->changes++;
 			changed(arg, l.apps[i].id, l.apps[i].name);
 		}
+		else if (was->racy && !hr_feed_racy(l.apps[i].released_at, l.listed_at))
+			changed(arg, l.apps[i].id, l.apps[i].name);
 	}
+	for (i = 0; i < l.napps; i++)
+		l.apps[i].racy = hr_feed_racy(l.apps[i].released_at, l.listed_at);
 	rc = remember(f, &l, l.pages_not_modified == 0, err);
 	hr_feed_listing_free(&l);
 	if (rc != HR_OK)
@@ -152,6 +162,18 @@ hr_wfeed_poll(hr_wfeed *f, hr_http *h, const hr_settings *s, const char *token,
 		/* the next listing must not take its 304s for "nothing changed" */
 		hr_feed_reset(&f->feed);
 		return rc;
+	}
+	/* the apps of 304 pages whose racy second has passed: once more */
+	for (i = 0; i < f->nknown; i++)
+	{
+		hr_feed_app *k = &f->known[i];
+
+		if (k->racy && !hr_feed_racy(k->released_at, l.listed_at))
+		{
+			k->racy = 0;
+			if (f->listed)
+				changed(arg, k->id, k->name);
+		}
 	}
 	f->listed = 1;
 	return HR_OK;

@@ -18,11 +18,90 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hr_internal.h"
 
 /* A list longer than this many pages is taken for a Next-Range loop. */
 #define HR_FEED_MAX_PAGES		1000
+
+/* Days from 1970-01-01 to a civil date (proleptic Gregorian; H. Hinnant's algorithm). */
+static long long
+days_from_civil(int y, int m, int d)
+{
+	long long	era;
+	int			yoe,
+				doy,
+				doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (int) (y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* Seconds since the epoch of a UTC time; -1 for a field out of range. */
+long long
+hr_utc_seconds(int y, int mon, int d, int hh, int mm, int ss)
+{
+	if (y < 1970 || y > 9999 || mon < 1 || mon > 12 || d < 1 || d > 31 ||
+		hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60)
+		return -1;
+	return days_from_civil(y, mon, d) * 86400 + hh * 3600 + mm * 60 + ss;
+}
+
+/*
+ * released_at in Unix seconds (its fraction dropped), or -1: RFC 3339
+ * ("2012-01-01T12:00:00Z", with a fraction or a +hh:mm offset too).
+ */
+long long
+hr_feed_stamp_seconds(const char *stamp)
+{
+	int			y,
+				mon,
+				d,
+				hh,
+				mm,
+				ss,
+				used = 0;
+	long long	t;
+	const char *p;
+
+	if (stamp == NULL ||
+		sscanf(stamp, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n",
+			   &y, &mon, &d, &hh, &mm, &ss, &used) != 6 || used != 19)
+		return -1;
+	t = hr_utc_seconds(y, mon, d, hh, mm, ss);
+	p = stamp + used;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			;
+	if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+		return t;
+	if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &used) == 2 &&
+		used == 5 && p[6] == '\0' && t >= 0)
+		return t - (*p == '+' ? 1 : -1) * (hh * 3600LL + mm * 60LL);
+	return -1;
+}
+
+/*
+ * Like git's "racy" stat: a listing made in second T shows a release of
+ * second T, but another release in the rest of T leaves the stamp, so the
+ * page, unchanged.  Such a release is followed once more by the caller
+ * when a later listing's second has passed it.
+ */
+int
+hr_feed_racy(const char *released_at, long long listed_at)
+{
+	long long	t;
+
+	if (released_at == NULL)
+		return 0;
+	t = hr_feed_stamp_seconds(released_at);
+	return t < 0 || listed_at < 0 || t >= listed_at;
+}
 
 /* The error of an answer to the apps list that is not 200, 206 or 304. */
 static hr_code
@@ -151,6 +230,9 @@ list_page(hr_http *h, const hr_settings *s, const char *token, const char *url,
 		etag = last->etag;
 	rc = hr_http_get_range(h, s, url, token, etag, range[0] ? range : NULL, NULL, &r, err);
 	out->requests++;
+	out->bytes += (long long) r.body.len;
+	if (out->requests == 1 && r.date >= 0)
+		out->listed_at = r.date;
 	if (r.ratelimit_remaining >= 0)
 		out->ratelimit_remaining = r.ratelimit_remaining;
 	if (rc != HR_OK)
@@ -219,6 +301,8 @@ hr_feed_list(hr_http *h, const hr_settings *s, const char *token, hr_feed *feed,
 
 	memset(out, 0, sizeof(*out));
 	out->ratelimit_remaining = -1;
+	/* the local clock until the API's first answer tells its own */
+	out->listed_at = (long long) time(NULL);
 	if (err)
 	{
 		err->http_status = 0;

@@ -32,6 +32,7 @@ typedef struct hr_req
 {
 	const hr_settings *s;
 	hr_response *resp;
+	size_t		limit;			/* body bytes accepted */
 	int			too_large;
 	int			canceled;
 } hr_req;
@@ -91,7 +92,7 @@ write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	hr_req	   *r = arg;
 	size_t		n = size * nmemb;
 
-	if (r->resp->body.len + n > (size_t) HR_MAX_BODY_BYTES)
+	if (r->resp->body.len + n > r->limit)
 	{
 		r->too_large = 1;
 		return 0;				/* makes curl fail with CURLE_WRITE_ERROR */
@@ -135,6 +136,38 @@ parse_long(const char *v, size_t n)
 	return x;
 }
 
+/*
+ * An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", the only form a server
+ * may send) as seconds since the epoch, or -1: the server's clock, which
+ * is the one the API's timestamps come from.
+ */
+static long long
+parse_http_date(const char *v, size_t n)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	char		text[64];
+	char		mon[4];
+	int			d,
+				y,
+				hh,
+				mm,
+				ss,
+				used = 0;
+	const char *m;
+
+	if (n >= sizeof(text))
+		return -1;
+	memcpy(text, v, n);
+	text[n] = '\0';
+	if (sscanf(text, "%*3s, %2d %3s %4d %2d:%2d:%2d GMT%n",
+			   &d, mon, &y, &hh, &mm, &ss, &used) != 6 || used != (int) n)
+		return -1;
+	m = strstr(months, mon);
+	if (m == NULL || (m - months) % 3 != 0)
+		return -1;
+	return hr_utc_seconds(y, (int) (m - months) / 3 + 1, d, hh, mm, ss);
+}
+
 static size_t
 header_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -151,7 +184,10 @@ header_cb(char *data, size_t size, size_t nmemb, void *arg)
 		r->resp->next_range_cut = 0;
 		r->resp->ratelimit_remaining = -1;
 		r->resp->retry_after = -1;
+		r->resp->date = -1;
 	}
+	else if ((v = header_value(data, n, "Date", &vlen)) != NULL)
+		r->resp->date = parse_http_date(v, vlen);
 	else if ((v = header_value(data, n, "ETag", &vlen)) != NULL)
 	{
 		if (vlen < sizeof(r->resp->etag))
@@ -336,7 +372,8 @@ hr_http_get_range(hr_http *h, const hr_settings *s, const char *url, const char 
 				  hr_response *resp, hr_error *err)
 {
 	char		what[80];
-	hr_req		req = {s, resp, 0, 0};
+	/* a page of the apps list may be larger than any other answer */
+	hr_req		req = {s, resp, app ? HR_MAX_BODY_BYTES : HR_LIST_MAX_BODY_BYTES, 0, 0};
 	hr_req	   *r = &req;
 	struct curl_slist *headers;
 	char		errbuf[CURL_ERROR_SIZE];
@@ -349,6 +386,7 @@ hr_http_get_range(hr_http *h, const hr_settings *s, const char *url, const char 
 	hr_buf_init(&resp->body);
 	resp->ratelimit_remaining = -1;
 	resp->retry_after = -1;
+	resp->date = -1;
 	headers = make_headers(token, etag, range);
 	if (headers == NULL)
 		return hr_error_oom(err);
@@ -385,7 +423,7 @@ hr_http_get_range(hr_http *h, const hr_settings *s, const char *url, const char 
 	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
 	curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
-	curl_easy_setopt(e, CURLOPT_MAXFILESIZE, (long) HR_MAX_BODY_BYTES);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE, (long) r->limit);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -416,7 +454,7 @@ hr_http_get_range(hr_http *h, const hr_settings *s, const char *url, const char 
 	{
 		hr_error_set(err, HR_EPROTOCOL,
 					 "invalid answer from the Heroku API for %s", what);
-		hr_error_detail(err, "The answer is larger than %d bytes.", HR_MAX_BODY_BYTES);
+		hr_error_detail(err, "The answer is larger than %zu bytes.", r->limit);
 		return HR_EPROTOCOL;
 	}
 	if (rc == CURLE_OPERATION_TIMEDOUT)

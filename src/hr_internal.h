@@ -88,7 +88,7 @@ extern int	hr_conninfo_add(hr_conninfo *ci, const char *kw, const char *val);
 
 /*
  * hr_json.c: body as exactly one strict JSON value of at most
- * HR_MAX_BODY_BYTES, or NULL (not JSON, truncated, trailing bytes); the
+ * HR_LIST_MAX_BODY_BYTES, or NULL (not JSON, truncated, trailing bytes); the
  * caller puts it.  Only files that include json-c may call it.
  */
 struct json_object;
@@ -105,6 +105,7 @@ typedef struct hr_response
 	char		etag[256];
 	long		ratelimit_remaining;	/* -1 if absent */
 	long		retry_after;	/* seconds, -1 if absent */
+	long long	date;			/* the Date header, Unix seconds; -1 if absent */
 	char		next_range[512];	/* a list's Next-Range, "" if absent */
 	int			next_range_cut; /* it was longer than next_range holds */
 } hr_response;
@@ -120,6 +121,26 @@ extern void hr_response_free(hr_response *resp);
 
 /* hr_json.c and hr_feed.c: the release feed (GET /apps) */
 #define HR_FEED_STAMP_MAX		63	/* longest released_at accepted */
+/* apps a page at most (the API's largest max=) */
+#define HR_FEED_PAGE_MAX		1000
+/*
+ * Bytes one answer of the apps list may have: a full page of real app
+ * objects (about 1 kB each, 22 fields) with room for long names, URLs and
+ * descriptions, 8 KiB an app.  Other answers keep HR_MAX_BODY_BYTES.
+ */
+#define HR_LIST_MAX_BODY_BYTES	(HR_FEED_PAGE_MAX * 8 * 1024)
+
+/* Seconds since the epoch of a UTC calendar time (no range checks beyond sanity), or -1. */
+extern long long hr_utc_seconds(int y, int mon, int d, int hh, int mm, int ss);
+/* released_at ("2012-01-01T12:00:00Z", fractions and offsets allowed) in Unix seconds, or -1. */
+extern long long hr_feed_stamp_seconds(const char *stamp);
+/*
+ * Is a release stamped released_at "racy" for a listing made at second
+ * listed_at: not older than that second, so that another release in the
+ * same second would leave the listing unchanged (a 304)?  An unreadable
+ * stamp or an unknown listing time is racy.
+ */
+extern int	hr_feed_racy(const char *released_at, long long listed_at);
 
 /* One app of the account's list. */
 typedef struct hr_feed_app
@@ -127,6 +148,7 @@ typedef struct hr_feed_app
 	char	   *id;				/* a UUID */
 	char	   *name;
 	char	   *released_at;	/* as the API wrote it; NULL: never released */
+	int			racy;			/* for the caller: to follow once more (hr_feed_racy) */
 } hr_feed_app;
 
 /* One page of the last listing, for a conditional request next time. */
@@ -156,6 +178,8 @@ typedef struct hr_feed_listing
 	int			pages_not_modified;
 	int			requests;		/* API requests made, failed ones included */
 	long		ratelimit_remaining;	/* the last RateLimit-Remaining, or -1 */
+	long long	listed_at;		/* the API's clock (Date) at its first answer, Unix seconds */
+	long long	bytes;			/* body bytes read */
 } hr_feed_listing;
 
 extern hr_code hr_apps_list_parse(const char *body, size_t len, hr_feed_app **apps,

@@ -37,7 +37,7 @@ hr_json_parse_whole(const char *body, size_t len)
 	struct json_object *obj;
 	size_t		used;
 
-	if (len > (size_t) HR_MAX_BODY_BYTES)
+	if (len > (size_t) HR_LIST_MAX_BODY_BYTES)
 		return NULL;
 	tok = json_tokener_new();
 	if (tok == NULL)

@@ -169,6 +169,33 @@ hr_netrc_lookup(const char *text, size_t len, const char *machine,
 	return 1;
 }
 
+/*
+ * A malloc'd copy of a token without the white space around it: pasted
+ * from `heroku auth:token`, a shell's `export HEROKU_API_KEY="$(...)\n"`
+ * or a netrc line, it may carry a newline or spaces that the API would
+ * reject.  *token NULL (HR_OK) when nothing is left.
+ */
+static hr_code
+trimmed_token(const char *text, char **token, hr_error *err)
+{
+	size_t		start = 0;
+	size_t		end = strlen(text);
+
+	*token = NULL;
+	while (start < end && isspace((unsigned char) text[start]))
+		start++;
+	while (end > start && isspace((unsigned char) text[end - 1]))
+		end--;
+	if (end == start)
+		return HR_OK;
+	*token = malloc(end - start + 1);
+	if (*token == NULL)
+		return hr_error_oom(err);
+	memcpy(*token, text + start, end - start);
+	(*token)[end - start] = '\0';
+	return HR_OK;
+}
+
 /* $HOME, else the home directory of the effective user. */
 static const char *
 home_dir(void)
@@ -218,17 +245,17 @@ token_from_netrc(const hr_settings *s, char **token, hr_error *err)
 		hr_free_secret(text);
 		return HR_OK;
 	}
+	rc = HR_OK;
 	if (hr_netrc_lookup(text, len, host, &login, &password))
 	{
 		free(login);
-		if (password && password[0])
-			*token = password;
-		else
-			hr_free_secret(password);
+		if (password)
+			rc = trimmed_token(password, token, err);
+		hr_free_secret(password);
 	}
 	free(host);
 	hr_free_secret(text);
-	return HR_OK;
+	return rc;
 }
 
 hr_code
@@ -244,9 +271,12 @@ hr_find_token(const hr_settings *s, char **token, const char **source,
 
 	if (s->api_key && s->api_key[0])
 	{
-		*token = hr_strdup(s->api_key);
-		*source = "api key setting";
-		return *token ? HR_OK : hr_error_oom(err);
+		rc = trimmed_token(s->api_key, token, err);
+		if (rc != HR_OK || *token)
+		{
+			*source = "api key setting";
+			return rc;
+		}
 	}
 	if (s->api_key_file && s->api_key_file[0])
 	{
@@ -271,9 +301,12 @@ hr_find_token(const hr_settings *s, char **token, const char **source,
 
 		if (env && env[0])
 		{
-			*token = hr_strdup(env);
-			*source = "HEROKU_API_KEY";
-			return *token ? HR_OK : hr_error_oom(err);
+			rc = trimmed_token(env, token, err);
+			if (rc != HR_OK || *token)
+			{
+				*source = "HEROKU_API_KEY";
+				return rc;
+			}
 		}
 	}
 	rc = token_from_netrc(s, token, err);
@@ -292,7 +325,8 @@ hr_find_token(const hr_settings *s, char **token, const char **source,
 		hr_printable(hostp, sizeof(hostp), host ? host : "?", 100);
 		free(host);
 		hr_error_set(err, HR_ENOTOKEN, "no Heroku API token configured");
-		hr_error_hint(err, "Give a token file, set HEROKU_API_KEY, or add a netrc entry for machine \"%s\".",
+		hr_error_hint(err, "Give a token file, set HEROKU_API_KEY, or add a netrc entry for machine \"%s\".  "
+					  "`heroku auth:token` prints the Heroku CLI's token; `heroku login` writes netrc only with HEROKU_NETRC_WRITE=true.",
 					  hostp);
 	}
 	return HR_ENOTOKEN;

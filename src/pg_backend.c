@@ -304,7 +304,7 @@ hr_pg_report(int elevel, const hr_error *err)
 				(errcode(code),
 				 errmsg_internal("%s", err->message),
 				 err->detail[0] ? errdetail_internal("%s", err->detail) : 0,
-				 errhint("Set heroku.api_key_file, HEROKU_API_KEY in the server's environment, a netrc entry for the API host (heroku.netrc_file or ~/.netrc of the server's OS user), or heroku.api_key in this session.")));
+				 errhint("Set heroku.api_key_file, HEROKU_API_KEY in the server's environment, a netrc entry for the API host (heroku.netrc_file or ~/.netrc of the server's OS user), or heroku.api_key in this session.  \"heroku auth:token\" prints the Heroku CLI's token; \"heroku login\" writes netrc only with HEROKU_NETRC_WRITE=true.")));
 	}
 	else
 		ereport(elevel,

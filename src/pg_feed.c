@@ -16,7 +16,10 @@
  * A change is an app whose released_at differs from the last listing (or
  * that the last listing did not have); the first listing after the worker
  * starts, or after the API URL or the token changed, only records what it
- * sees.  An app missing from a listing is not forgotten: its entries keep
+ * sees.  released_at has whole seconds: an app released in the second of
+ * the listing (hr_feed_racy) is followed once more by the first listing
+ * made after that second, since a second release within it would leave
+ * the page unchanged (a 304).  An app missing from a listing is not forgotten: its entries keep
  * their TTL.  Only the worker runs this (it needs the shared cache).
  *
  *-------------------------------------------------------------------------
@@ -39,8 +42,8 @@
 
 #include "pg_cache.h"
 
-/* apps per page of GET /apps: about 1 kB each, well within an answer's 1 MiB */
-#define HR_FEED_PAGE_SIZE		500
+/* apps per page of GET /apps: the API's largest, within HR_LIST_MAX_BODY_BYTES */
+#define HR_FEED_PAGE_SIZE		HR_FEED_PAGE_MAX
 /* listings that try again to follow a release whose following failed */
 #define HR_FEED_RETRIES			5
 
@@ -56,6 +59,8 @@ typedef struct KnownApp
 	char		released_at[HR_FEED_STAMP_MAX + 1];
 	int			retries;		/* following its last release failed so often */
 	bool		pending;		/* to follow again at the next listing */
+	bool		racy;			/* released in the second of the listing that saw it */
+	uint64		round;			/* the last listing that had it on a page read */
 } KnownApp;
 
 /* What note_app() found. */
@@ -63,7 +68,8 @@ typedef enum AppNews
 {
 	APP_SAME,
 	APP_CHANGED,				/* a new release (or a new app) */
-	APP_RETRY					/* the last release, whose following failed */
+	APP_RETRY,					/* the last release, whose following failed */
+	APP_RACY					/* its release's second has passed: once more */
 } AppNews;
 
 /* An app that changed, for the rest of the round. */
@@ -77,6 +83,7 @@ typedef struct ChangedApp
 static hr_feed pages = {HR_FEED_PAGE_SIZE, 0, NULL};
 static HTAB *known = NULL;
 static bool listed_once = false;
+static uint64 listing_round = 0;
 static char known_api_url[HR_CACHE_API_URL_MAX];
 static uint8 known_digest[HR_DIGEST_LEN];
 
@@ -126,10 +133,11 @@ known_app(const char *app_id, bool enter, bool *found)
 /*
  * Record app in the known apps, and say whether it is news: after the
  * first listing, a released_at that moved or an app not seen before; or
- * the release whose following failed, to follow again.
+ * the release whose following failed, to follow again; or a racy release
+ * whose second the listing (made at listed_at) has passed.
  */
 static AppNews
-note_app(const hr_feed_app *app)
+note_app(const hr_feed_app *app, long long listed_at)
 {
 	bool		found;
 	KnownApp   *k = known_app(app->id, true, &found);
@@ -151,11 +159,42 @@ note_app(const hr_feed_app *app)
 	}
 	else if (k->pending)
 		news = APP_RETRY;
+	else if (k->racy && !hr_feed_racy(app->released_at, listed_at))
+		news = APP_RACY;
 	k->pending = false;
+	k->racy = hr_feed_racy(app->released_at, listed_at);
+	k->round = listing_round;
 	strlcpy(k->name, app->name, sizeof(k->name));
 	k->released = released;
 	strlcpy(k->released_at, stamp, sizeof(k->released_at));
 	return news;
+}
+
+/*
+ * The apps of pages answered 304 whose racy release's second this listing
+ * (made at listed_at) has passed: appended to changed, to follow once more.
+ */
+static List *
+racy_apps(List *changed, long long listed_at)
+{
+	HASH_SEQ_STATUS scan;
+	KnownApp   *k;
+
+	hash_seq_init(&scan, known);
+	while ((k = hash_seq_search(&scan)) != NULL)
+	{
+		ChangedApp *app;
+
+		if (k->round == listing_round || !k->racy ||
+			hr_feed_racy(k->released ? k->released_at : NULL, listed_at))
+			continue;
+		k->racy = false;
+		app = palloc(sizeof(ChangedApp));
+		app->id = pstrdup(k->id);
+		app->name = pstrdup(k->name);
+		changed = lappend(changed, app);
+	}
+	return changed;
 }
 
 /*
@@ -545,9 +584,10 @@ hr_feed_round(void)
 	if (before.code != HR_OK)
 		ereport(LOG, (errmsg("heroku_resolver feed lists the Heroku apps again")));
 
+	listing_round++;
 	for (i = 0; i < l.napps; i++)
 	{
-		AppNews		news = note_app(&l.apps[i]);
+		AppNews		news = note_app(&l.apps[i], l.listed_at);
 
 		if (news != APP_SAME)
 		{
@@ -559,6 +599,7 @@ hr_feed_round(void)
 			nnew += news == APP_CHANGED;
 		}
 	}
+	changed = racy_apps(changed, l.listed_at);
 	listed_once = true;
 	hr_feed_listing_free(&l);
 	if (changed == NIL)

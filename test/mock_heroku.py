@@ -53,6 +53,7 @@ import json
 import math
 import os
 import re
+import secrets
 import signal
 import socket
 import ssl
@@ -107,17 +108,42 @@ ERROR_IDS = {400: "bad_request", 401: "unauthorized", 402: "delinquent",
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 
+class Clock:
+    """The mock's clock: the system's, or frozen by a test (POST /__mock/clock).
+
+    Every stamp and every Date header comes from it, so a test can make
+    two releases within one second around a listing, as can happen with
+    the real API, whose timestamps have whole seconds.
+    """
+
+    lock = threading.Lock()
+    frozen = None   # microseconds, or None: the system clock
+
+    @classmethod
+    def set(cls, spec):
+        if not isinstance(spec, dict) or set(spec) != {"frozen"} or not isinstance(spec["frozen"], bool):
+            raise ControlError('body: {"frozen": true|false}')
+        with cls.lock:
+            cls.frozen = time.time_ns() // 1000 if spec["frozen"] else None
+            return {"frozen": cls.frozen is not None, "now": iso_time(cls.now())}
+
+    @classmethod
+    def now(cls):
+        frozen = cls.frozen
+        return time.time_ns() // 1000 if frozen is None else frozen
+
+
 def now_micros():
-    """Current time in whole microseconds since the epoch (the mock's stamps)."""
-    return time.time_ns() // 1000
+    """Current time in whole microseconds since the epoch (the mock's clock)."""
+    return Clock.now()
 
 
 def iso_time(micros, precise=False):
     """A stamp in the API's timestamp format, UTC.
 
-    The API's timestamps have whole seconds.  precise adds the microseconds:
-    an app's released_at and updated_at use it so that two releases made
-    within one second still give different values.
+    The API's timestamps have whole seconds, released_at and updated_at
+    included: two releases within one second have the same released_at.
+    precise adds the microseconds, for the control interface's own records.
     """
     seconds, fraction = divmod(micros, 1000000)
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
@@ -450,7 +476,6 @@ class State:
         self.apps = {}
         self.webhooks = {}
         self.faults = []
-        self.last_stamp = 0
         self.total = 0
         self.by_path = collections.Counter()
         self.not_modified = 0
@@ -460,14 +485,12 @@ class State:
 
     # apps ---------------------------------------------------------------
 
-    def _stamp(self):
-        """Now, strictly later than every stamp before it.
-
-        Each release must move its app's released_at, even when the clock
-        has not moved (or went back) since the one before.
-        """
-        self.last_stamp = max(now_micros(), self.last_stamp + 1)
-        return self.last_stamp
+    @staticmethod
+    def _stamp():
+        """Now, as the API stamps it: two releases within one second share
+        their second, so an app's released_at may not move (a client must
+        not take an unchanged released_at for "no release")."""
+        return now_micros()
 
     def _release(self, app, description, config_vars):
         stamp = self._stamp()
@@ -546,6 +569,45 @@ class State:
             self._release(app, "; ".join(parts), config_vars)
             return self._summary(app)
 
+    @staticmethod
+    def _bulk_prefix(spec, keys):
+        if not isinstance(spec, dict) or set(spec) - keys or not isinstance(spec.get("prefix"), str):
+            raise ControlError("body: {prefix, count}")
+        if not re.fullmatch(r"[a-z][a-z0-9]{1,17}", spec["prefix"]):
+            raise ControlError("prefix: 2 to 18 lowercase letters and digits")
+        return spec["prefix"]
+
+    def bulk_apps(self, spec):
+        """Create count released apps PREFIX-00001... of the team PREFIX-team
+        (or spec's team): a large account, cheaply (no config vars, no
+        webhook events)."""
+        prefix = self._bulk_prefix(spec, {"prefix", "count", "team"})
+        count = number(spec, "count", None, 1, 100000, integer=True)
+        team = spec.get("team", prefix + "-team")
+        if not isinstance(team, str) or not APP_NAME_RE.fullmatch(team):
+            raise ControlError("team: a name like an app's")
+        with self.lock:
+            for i in range(1, count + 1):
+                name = "%s-%05d" % (prefix, i)
+                if name in self.apps:
+                    continue
+                stamp = self._stamp()
+                app = {"name": name, "id": str(uuid.uuid4()), "created": stamp,
+                       "updated": stamp, "releases": [], "team": team}
+                app["releases"].append({"version": 1, "description": "Initial release",
+                                        "stamp": stamp, "created_at": iso_time(stamp),
+                                        "config_vars": {}})
+                self.apps[name] = app
+        return count
+
+    def delete_bulk_apps(self, spec):
+        prefix = self._bulk_prefix(spec, {"prefix"})
+        with self.lock:
+            names = [n for n in self.apps if re.fullmatch(re.escape(prefix) + r"-[0-9]{5}", n)]
+            for name in names:
+                self._drop_webhooks(self.apps.pop(name)["id"])
+        return len(names)
+
     def delete_app(self, name):
         with self.lock:
             app = self.apps.pop(name, None)
@@ -583,7 +645,7 @@ class State:
                 "config_var_names": sorted(current_vars(app)),
                 "current_release": releases[-1]["version"] if releases else None,
                 "releases": [r["version"] for r in releases],
-                "released_at": iso_time(releases[-1]["stamp"], precise=True) if releases else None}
+                "released_at": iso_time(releases[-1]["stamp"]) if releases else None}
 
     # webhooks -----------------------------------------------------------
 
@@ -648,7 +710,8 @@ class State:
                  "created_at": release["created_at"],
                  "data": release_object(app, release, self.owner),
                  "previous_data": {},
-                 "published_at": now_iso(),
+                 # null until Heroku has published it, as in its examples
+                 "published_at": None,
                  "resource": "release",
                  # null, as in Heroku's documented examples: a receiver
                  # must not count on events numbered in order.
@@ -952,12 +1015,14 @@ def accepts_v3(values):
     return False
 
 
-RANGE_RE = re.compile(r"\s*([a-z_]+)\s+(\]?)([0-9a-z-]*)\.\.([0-9a-z-]*)\s*(?:;(.*))?", re.S)
+RANGE_RE = re.compile(r"\s*([a-z_]+)\s+(\]?)([0-9a-zTZ:.-]*)\.\.([0-9a-zTZ:.-]*)\s*(?:;(.*))?", re.S)
+STAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 # The Range fields each list accepts, the first being its default: each
 # with the pattern its bounds must match and their type.
 RELEASE_RANGES = {"version": (re.compile(r"[0-9]{1,9}"), int)}
-APP_RANGES = {"id": (UUID_RE, str), "name": (APP_NAME_RE, str)}
+# GET /apps: the schema's "ranges" of the List link (id, name, updated_at)
+APP_RANGES = {"id": (UUID_RE, str), "name": (APP_NAME_RE, str), "updated_at": (STAMP_RE, str)}
 WEBHOOK_RANGES = {"id": (UUID_RE, str)}
 
 
@@ -1034,22 +1099,32 @@ def account(email):
 
 
 def app_object(app, owner):
-    """An app as GET /apps shows it (the fields of the real API's app object)."""
+    """An app as GET /apps shows it: the fields of the real API's app object
+    (test/heroku_app_schema.json), about 1 kB each as Heroku's are.  An app
+    of a team (bulk apps) is owned by the team and names it twice (team and
+    organization, as the API does)."""
     releases = app["releases"]
     web_host = "%s-%s" % (app["name"], hashlib.sha256(app["id"].encode()).hexdigest()[:12])
+    team = app.get("team")
+    team_ref = {"id": derived_id("team", team), "name": team} if team else None
+    if team:
+        owner = "%s@herokumanager.com" % team
+    size = int(hashlib.sha256(app["id"].encode()).hexdigest()[:6], 16)
     return {"acm": False, "archived_at": None,
             "build_stack": {"id": derived_id("stack", STACK), "name": STACK},
-            "buildpack_provided_description": None,
+            "buildpack_provided_description": "Ruby/Rack" if releases else None,
             "created_at": iso_time(app["created"]),
+            "generation": {"id": derived_id("generation", "cedar"), "name": "cedar"},
             "git_url": "https://git.heroku.com/%s.git" % app["name"],
             "id": app["id"], "internal_routing": None, "maintenance": False,
-            "name": app["name"], "organization": None, "owner": account(owner),
+            "name": app["name"], "organization": team_ref, "owner": account(owner),
             "region": {"id": derived_id("region", REGION), "name": REGION},
-            "released_at": iso_time(releases[-1]["stamp"], precise=True) if releases else None,
-            "repo_size": None, "slug_size": None, "space": None,
+            "released_at": iso_time(releases[-1]["stamp"]) if releases else None,
+            "repo_size": 1000000 + size if releases else None,
+            "slug_size": 30000000 + size if releases else None, "space": None,
             "stack": {"id": derived_id("stack", STACK), "name": STACK},
-            "team": None,
-            "updated_at": iso_time(app["updated"], precise=True),
+            "team": team_ref,
+            "updated_at": iso_time(app["updated"]),
             "web_url": "https://%s.herokuapp.com/" % web_host}
 
 
@@ -1155,7 +1230,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def head(self, status, headers, version="HTTP/1.1"):
         lines = ["%s %d %s" % (version, status, reason(status)),
-                 "Date: " + email.utils.formatdate(usegmt=True),
+                 "Date: " + email.utils.formatdate(now_micros() / 1e6, usegmt=True),
                  "Server: " + SERVER_NAME]
         lines += ["%s: %s" % h for h in headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -1221,6 +1296,8 @@ class Handler(BaseHTTPRequestHandler):
         (re.compile(r"/__mock/apps/([^/]+)"), {"PUT": "ctl_put_app", "DELETE": "ctl_delete_app"}),
         (re.compile(r"/__mock/apps/([^/]+)/config-vars"), {"PATCH": "ctl_patch_vars"}),
         (re.compile(r"/__mock/rate-limit"), {"POST": "ctl_rate_limit"}),
+        (re.compile(r"/__mock/clock"), {"POST": "ctl_clock"}),
+        (re.compile(r"/__mock/bulk-apps"), {"POST": "ctl_bulk_apps", "DELETE": "ctl_delete_bulk_apps"}),
         (re.compile(r"/__mock/faults"), {"POST": "ctl_add_faults", "DELETE": "ctl_clear_faults"}),
         (re.compile(r"/__mock/stats"), {"GET": "ctl_stats"}),
         (re.compile(r"/__mock/webhooks"), {"GET": "ctl_webhooks"}),
@@ -1276,6 +1353,17 @@ class Handler(BaseHTTPRequestHandler):
         return self.server.state.put_app(name, spec.get("id"), spec.get("config_vars", {}),
                                          spec.get("released", True))
 
+    def ctl_clock(self, body):
+        return Clock.set(self.json_body(body))
+
+    def ctl_bulk_apps(self, body):
+        spec = self.json_body(body)
+        return {"created": self.server.state.bulk_apps(spec)}
+
+    def ctl_delete_bulk_apps(self, body):
+        spec = self.json_body(body)
+        return {"deleted": self.server.state.delete_bulk_apps(spec)}
+
     def ctl_delete_app(self, body, name):
         self.server.state.delete_app(name)
 
@@ -1329,8 +1417,9 @@ class Handler(BaseHTTPRequestHandler):
         values = self.headers.get_all("Authorization") or []
         if len(values) != 1:
             return None
+        # Stricter than unsure: one space after the scheme, and the token as
+        # issued (a token sent with blanks or a newline around it is refused).
         scheme, _, cred = values[0].strip().partition(" ")
-        cred = cred.strip()
         user = None
         if scheme.lower() == "bearer":
             token = cred
@@ -1355,6 +1444,10 @@ class Handler(BaseHTTPRequestHandler):
                  "auth": self.auth_kind(),
                  "user_agent": self.headers.get("User-Agent"),
                  "if_none_match": "If-None-Match" in self.headers,
+                 # for bench/large_account.sh: the Range, when the request came,
+                 # when its answer was written, its body's size
+                 "range": self.headers.get("Range"), "at": time.time(),
+                 "done": None, "bytes": None,
                  "fault": None}
         fault = state.pick_fault(self.path_only)
         kind = fault["kind"] if fault else None
@@ -1372,6 +1465,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(fault["seconds"])
         status, headers, body = self.api_answer()
         entry["status"] = status
+        entry["bytes"] = len(body)
         self.record_entry(entry)
         if kind == "truncate":
             self.wfile.write(self.framed(status, headers, len(body), close=True)
@@ -1387,6 +1481,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(self.head(status, headers, "HTTP/1.0") + body)
         else:
             self.send(status, headers, body)
+        entry["done"] = time.time()
 
     def record_entry(self, entry):
         """Record the request before answering, so counts are never late."""
@@ -1594,10 +1689,16 @@ class Handler(BaseHTTPRequestHandler):
                         WEBHOOK_RANGES)
 
     def api_add_webhook(self, info, remaining, ident):
+        """Subscribe; without a secret, the API makes one and answers it once,
+        in a Heroku-Webhook-Secret header (never in the body)."""
         app = self.app_or_404(ident)
         self.need_write_scope(info)
         spec = self.json_request()
-        return 201, self.state_call(self.server.state.add_webhook, app["id"], spec), []
+        extra = []
+        if isinstance(spec, dict) and spec.get("secret") is None:
+            spec = dict(spec, secret=secrets.token_hex(32))
+            extra.append(("Heroku-Webhook-Secret", spec["secret"]))
+        return 201, self.state_call(self.server.state.add_webhook, app["id"], spec), extra
 
     def api_webhook(self, info, remaining, ident, hook_id):
         app = self.app_or_404(ident)

@@ -136,6 +136,23 @@ def rate_limit(url, remaining, token_email=None, refill_per_minute=None):
     call(url, "POST", "/__mock/rate-limit", body)
 
 
+def clock(url, frozen):
+    """Freeze the mock's clock (stamps and Date headers) at the current
+    microsecond, or let it run again; returns {"frozen", "now"}."""
+    return call(url, "POST", "/__mock/clock", {"frozen": bool(frozen)})
+
+
+def bulk_apps(url, prefix, count, team=None):
+    """Create apps PREFIX-00001 .. PREFIX-<count> (released, no config vars) of
+    a team (default PREFIX-team)."""
+    return call(url, "POST", "/__mock/bulk-apps",
+                dict(given(team=team), prefix=prefix, count=count))["created"]
+
+
+def delete_bulk_apps(url, prefix):
+    return call(url, "DELETE", "/__mock/bulk-apps", {"prefix": prefix})["deleted"]
+
+
 def fault(url, kind, **params):
     """Add one fault; parameters left as None are not sent."""
     call(url, "POST", "/__mock/faults", dict(given(**params), kind=kind))
@@ -251,6 +268,14 @@ def build_parser():
                    help="a new app never released (no vars, released_at null)")
     c = sub.add_parser("delete-app")
     c.add_argument("app", type=text)
+    c = sub.add_parser("clock", help="freeze the mock's clock, or thaw it")
+    c.add_argument("state", choices=("freeze", "thaw"))
+    c = sub.add_parser("bulk-apps", help="create COUNT apps PREFIX-00001... cheaply")
+    c.add_argument("prefix", type=text)
+    c.add_argument("count", type=int)
+    c.add_argument("--team", type=text, help="the team owning them (default PREFIX-team)")
+    c = sub.add_parser("delete-bulk-apps", help="delete the apps PREFIX-NNNNN")
+    c.add_argument("prefix", type=text)
     for cmd in ("counts", "per-hour"):
         c = sub.add_parser(cmd, help="print the API request count" if cmd == "counts" else
                            "print API requests per hour since reset-counts")
@@ -322,6 +347,12 @@ def run(args):
         put_app(url, args.app, dict(args.var), args.id, not args.unreleased)
     elif args.cmd == "delete-app":
         delete_app(url, args.app)
+    elif args.cmd == "clock":
+        clock(url, args.state == "freeze")
+    elif args.cmd == "bulk-apps":
+        return bulk_apps(url, args.prefix, args.count, args.team)
+    elif args.cmd == "delete-bulk-apps":
+        return delete_bulk_apps(url, args.prefix)
     elif args.cmd == "counts":
         return counts(url, args.path, args.key)
     elif args.cmd == "per-hour":

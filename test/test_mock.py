@@ -10,11 +10,13 @@ the other suites use, and checks each behaviour over real sockets.
 """
 
 import base64
+import email.utils
 import hashlib
 import hmac
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -248,6 +250,12 @@ class ApiTests(MockTest):
         self.assertEqual(headers["Vary"], "Authorization")
         self.assertRegex(headers["RateLimit-Remaining"], r"^[0-9]+$")
         self.assertEqual(int(headers["Content-Length"]), len(body))
+
+    def test_token_sent_as_issued(self):
+        """A token with blanks inside the header value is no token (clients trim)."""
+        for value in ("Bearer  " + ALICE, "Bearer " + ALICE + " x", "Bearer \t" + ALICE):
+            self.assertApiError(api("/apps/myapp/config-vars", authorization=value), 401, "unauthorized")
+        self.assertEqual(api("/apps/myapp/config-vars", authorization="Bearer " + ALICE + " ")[0], 200)
 
     def test_app_by_id(self):
         status, _, body = api("/apps/%s/config-vars" % APP_ID)
@@ -535,6 +543,33 @@ class AttachmentTests(MockTest):
 
 ISO_SECONDS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 ISO_MICROS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
+# The fields of Heroku's app object, from the Platform API schema (see the file).
+with open(os.path.join(HERE, "heroku_app_schema.json"), encoding="utf-8") as _f:
+    SCHEMA = json.load(_f)
+JSON_TYPES = {"null": type(None), "boolean": bool, "string": str, "object": dict,
+              "integer": int, "array": list}
+
+
+def schema_problems(obj, definition):
+    """What in obj does not follow the schema copy's property list: [] if all does."""
+    props = definition["properties"]
+    problems = ["missing %s" % k for k in sorted(set(props) - set(obj))]
+    problems += ["not in the schema: %s" % k for k in sorted(set(obj) - set(props))]
+    for key, prop in props.items():
+        if key not in obj:
+            continue
+        value = obj[key]
+        if not any(isinstance(value, JSON_TYPES[t]) and not (t == "integer" and isinstance(value, bool))
+                   for t in prop["type"]):
+            problems.append("%s: %r is not %s" % (key, value, "/".join(prop["type"])))
+        elif isinstance(value, dict) and set(value) != set(prop.get("properties", [])):
+            problems.append("%s: keys %s" % (key, sorted(value)))
+        elif isinstance(value, str) and prop.get("format") == "date-time" and \
+                not re.fullmatch(ISO_SECONDS[1:-1], value):
+            problems.append("%s: %s is no whole-second time" % (key, value))
+        elif isinstance(value, str) and "pattern" in prop and not re.match(prop["pattern"], value):
+            problems.append("%s: %s does not match" % (key, value))
+    return problems
 
 
 class AppsListTests(MockTest):
@@ -566,10 +601,17 @@ class AppsListTests(MockTest):
     def test_app_objects(self):
         status, headers, items = self.apps()
         self.assertEqual(status, 200)
-        self.assertEqual(headers["Accept-Ranges"], "id, name")
+        self.assertEqual(headers["Accept-Ranges"], ", ".join(SCHEMA["app"]["list_ranges"]))
         self.assertRegex(headers["RateLimit-Remaining"], r"^[0-9]+$")
         app = next(a for a in items if a["name"] == "myapp")
         self.assertEqual(app["id"], APP_ID)
+        # Every app object has the schema's fields, no other, each of its type;
+        # about 1 kB minified, as Heroku's (a page of 1000 is about 1 MB).
+        for a in items:
+            self.assertEqual(schema_problems(a, SCHEMA["app"]), [], a["name"])
+        self.assertEqual(len(SCHEMA["app"]["properties"]), 22)
+        size = len(json.dumps(app, separators=(",", ":")))
+        self.assertTrue(700 <= size <= 1400, size)
         for key in ("id", "name", "released_at", "updated_at", "created_at", "maintenance",
                     "owner", "region", "stack", "web_url", "build_stack", "git_url"):
             self.assertIn(key, app)
@@ -580,8 +622,8 @@ class AppsListTests(MockTest):
         self.assertIs(app["maintenance"], False)
         self.assertRegex(app["web_url"], r"^https://myapp-[0-9a-f]{12}\.herokuapp\.com/$")
         self.assertRegex(app["created_at"], ISO_SECONDS)
-        self.assertRegex(app["released_at"], ISO_MICROS)
-        self.assertRegex(app["updated_at"], ISO_MICROS)
+        self.assertRegex(app["released_at"], ISO_SECONDS)
+        self.assertRegex(app["updated_at"], ISO_SECONDS)
         # Every token sees every app; a read-only one too.
         self.assertEqual({a["id"] for a in self.apps(token=CAROL)[2]}, {a["id"] for a in items})
 
@@ -634,6 +676,35 @@ class AppsListTests(MockTest):
             for name in made:
                 mockctl.delete_app(url(), name)
 
+    def test_pages_by_updated_at(self):
+        """The schema's third range: updated_at, a whole-second time."""
+        everything = self.apps("id ..; max=1000")[2]
+        items = self.walk("updated_at ..; max=1000")[1]
+        self.assertEqual([a["updated_at"] for a in items], sorted(a["updated_at"] for a in everything))
+        newest = items[-1]["updated_at"]
+        self.assertEqual([a["updated_at"] for a in self.apps("updated_at %s..; order=desc" % newest)[2]][:1],
+                         [newest])
+        status, headers, page = self.apps("updated_at ..; max=1")
+        self.assertEqual(status, 206)
+        self.assertEqual(headers["Next-Range"], "updated_at ]%s..; max=1" % page[0]["updated_at"])
+        for bad in ("updated_at 2012-01-01..", "updated_at 2012-01-01T12:00:00.5Z..", "created_at .."):
+            self.assertApiError(api("/apps", headers={"Range": bad}), 400, "bad_request")
+
+    def test_large_account(self):
+        """mockctl bulk-apps: thousands of apps cheaply; pages of 1000 as Heroku's."""
+        before = len(self.walk("id ..; max=1000")[1])
+        self.assertEqual(mockctl.bulk_apps(url(), "bulk", 2500), 2500)
+        try:
+            statuses, items, _ = self.walk("id ..; max=1000")
+            self.assertEqual(len(items), before + 2500)
+            self.assertEqual(statuses, [206] * (len(statuses) - 1) + [200])
+            self.assertEqual(len(statuses), -(-(before + 2500) // 1000))
+            self.assertEqual(schema_problems(next(a for a in items if a["name"] == "bulk-00007"),
+                                             SCHEMA["app"]), [])
+        finally:
+            self.assertEqual(mockctl.delete_bulk_apps(url(), "bulk"), 2500)
+        self.assertEqual(len(self.walk("id ..; max=1000")[1]), before)
+
     def test_malformed_range(self):
         for bad in ("version ..", "id ..%s" % APP_ID, "name A..", "id not-a-uuid..",
                     "name ..; max=0", "name ..; order=sideways", "name ..; max=x",
@@ -656,7 +727,8 @@ class AppsListTests(MockTest):
         self.assertEqual(status, 206)
         self.assertEqual(api("/apps", headers={"Range": "name ..; max=1",
                                                "If-None-Match": headers["ETag"]})[0], 304)
-        # A rotation moves released_at: a new body, a new tag.
+        # A rotation in a later second moves released_at: a new body, a new tag.
+        time.sleep(1.05)
         set_var("etag-list-app", "DATABASE_URL", "postgres://e:S3cretEtagList2@h/d")
         status, headers, _ = api("/apps", headers={"If-None-Match": tag})
         self.assertEqual(status, 200)
@@ -668,22 +740,44 @@ class AppsListTests(MockTest):
         def listed():
             return next(a for a in self.apps()[2] if a["name"] == "moving-app")
         seen = [listed()]
-        # Releases within one second still move released_at (and updated_at).
-        for n in range(1, 4):
+        # Whole seconds: releases within one second (the clock frozen) leave
+        # released_at, updated_at and the page as they were, as with Heroku;
+        # the Date header tells the same second.
+        time.sleep(1.05)
+        frozen = mockctl.clock(url(), True)
+        try:
+            set_var("moving-app", "DATABASE_URL", "postgres://m:S3cretMove1@h/d")
+            first = listed()
+            status, headers, _ = api("/apps")
+            tag = headers["ETag"]
+            set_var("moving-app", "DATABASE_URL", "postgres://m:S3cretMove2@h/d")
+            self.assertEqual(listed(), first)
+            self.assertEqual(api("/apps", headers={"If-None-Match": tag})[0], 304)
+            self.assertEqual(first["released_at"], frozen["now"])
+            self.assertEqual(email.utils.parsedate_to_datetime(headers["Date"]).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                             frozen["now"])
+        finally:
+            mockctl.clock(url(), False)
+        seen.append(first)
+        # A release in a later second moves them.
+        for n in range(3, 5):
+            time.sleep(1.05)
             set_var("moving-app", "DATABASE_URL", "postgres://m:S3cretMove%d@h/d" % n)
             seen.append(listed())
         for older, newer in zip(seen, seen[1:]):
             self.assertGreater(newer["released_at"], older["released_at"])
             self.assertGreater(newer["updated_at"], older["updated_at"])
             self.assertEqual(newer["created_at"], older["created_at"])
+            self.assertRegex(newer["released_at"], ISO_SECONDS)
         # The newest release is that time, in whole seconds.
         status, _, body = api("/apps/moving-app/releases", headers={"Range": "version ..; order=desc, max=1"})
         newest = json.loads(body)[0]
-        self.assertEqual((newest["version"], newest["current"]), (4, True))
-        self.assertEqual(newest["created_at"], seen[-1]["released_at"][:19] + "Z")
+        self.assertEqual((newest["version"], newest["current"]), (5, True))
+        self.assertEqual(newest["created_at"], seen[-1]["released_at"])
         self.assertEqual(newest["app"], {"id": seen[-1]["id"], "name": "moving-app"})
         self.assertEqual(mockctl.state(url())["apps"]["moving-app"]["released_at"], seen[-1]["released_at"])
         # Replacing all config vars is a release too.
+        time.sleep(1.05)
         mockctl.put_app(url(), "moving-app", {"DATABASE_URL": "postgres://m:S3cretMove9@h/d"})
         self.assertGreater(listed()["released_at"], seen[-1]["released_at"])
 
@@ -692,7 +786,7 @@ class AppsListTests(MockTest):
         self.assertEqual((answer["releases"], answer["current_release"]), ([], None))
         app = next(a for a in self.apps()[2] if a["name"] == "unreleased-app")
         self.assertIsNone(app["released_at"])
-        self.assertRegex(app["updated_at"], ISO_MICROS)
+        self.assertRegex(app["updated_at"], ISO_SECONDS)
         self.assertEqual(json.loads(api("/apps/unreleased-app/config-vars")[2]), {})
         self.assertEqual(json.loads(api("/apps/unreleased-app/releases")[2]), [])
         self.assertApiError(api("/apps/unreleased-app/releases/1/config-vars"), 404, "not_found")
@@ -700,7 +794,7 @@ class AppsListTests(MockTest):
         SECRET_VALUES.add("postgres://u:S3cretFirstRelease@h/d")
         mockctl.set_var(url(), "unreleased-app", "DATABASE_URL", "postgres://u:S3cretFirstRelease@h/d")
         app = next(a for a in self.apps()[2] if a["name"] == "unreleased-app")
-        self.assertRegex(app["released_at"], ISO_MICROS)
+        self.assertRegex(app["released_at"], ISO_SECONDS)
         self.assertEqual([r["version"] for r in json.loads(api("/apps/unreleased-app/releases")[2])], [1])
         for call, message in ((lambda: mockctl.put_app(url(), "unreleased-app", released=False), "exists"),
                               (lambda: mockctl.put_app(url(), "unreleased-2", {"A": "b"}, released=False),
@@ -838,6 +932,10 @@ class ControlTests(MockTest):
                           ("GET", "/apps/myapp/config-vars", 200, "basic", UA, False),
                           ("GET", "/apps/myapp/releases", 200, "bearer", UA, True),
                           ("GET", "/apps/myapp/config-vars", 401, "none", UA, False)])
+        for e in answer["log"]:     # times and sizes, for bench/large_account.sh
+            self.assertLessEqual(e["at"], e["done"])
+            self.assertIsInstance(e["bytes"], int)
+            self.assertIsNone(e["range"])
         self.assertEqual(mockctl.counts(url(), "config-vars"), 3)
         mockctl.reset_counts(url())
         self.assertEqual(mockctl.requests(url()), {"total": 0, "by_path": {}, "not_modified": 0, "log": []})
@@ -1273,6 +1371,7 @@ class WebhookTests(MockTest):
         status, headers, body = api("/apps/hook-api-app/webhooks")
         self.assertEqual((status, json.loads(body)), (200, [hook]))
         self.assertEqual(headers["Accept-Ranges"], "id")
+        self.assertEqual(set(hook), set(SCHEMA["app-webhook"]["properties"]))
         self.assertEqual(api("/apps/hook-api-app/webhooks", headers={"If-None-Match": headers["ETag"]})[0], 304)
         self.assertEqual(json.loads(api("/apps/%s/webhooks/%s" % (hook["app"]["id"], hook["id"]))[2]), hook)
         self.assertEqual(mockctl.webhooks(url(), "hook-api-app"), [hook])
@@ -1296,6 +1395,28 @@ class WebhookTests(MockTest):
         answer = api("/apps/hook-api-app/webhooks", method="PUT", body=b"{}")
         self.assertApiError(answer, 405, "method_not_allowed")
         self.assertEqual(answer[1]["Allow"], "GET, POST")
+
+    def test_api_generates_a_secret(self):
+        """Created without a secret, a webhook gets one, told once in a header;
+        its deliveries are signed with it."""
+        new_app("hook-gen-app", {})
+        receiver = self.receiver()
+        status, headers, body = self.post_hook("hook-gen-app", {
+            "include": ["api:release"], "level": "notify", "url": receiver.url})
+        self.assertEqual(status, 201, body)
+        secret = headers["Heroku-Webhook-Secret"]
+        self.assertRegex(secret, r"^[0-9a-f]{64}$")
+        self.assertNotIn(secret.encode(), body)
+        SECRET_VALUES.add(secret)
+        status, headers, _ = self.post_hook("hook-gen-app", {
+            "include": ["api:release"], "level": "notify", "url": receiver.url + "x", "secret": "S3cretGiven"})
+        self.assertEqual(status, 201)
+        self.assertIsNone(headers["Heroku-Webhook-Secret"])
+        self.rotate("hook-gen-app", 1)
+        got = receiver.wait(2)
+        signed = [r for r in got if r["path"].endswith("?x=1")]
+        self.assertTrue(signed)
+        self.assertEqual(signed[0]["headers"]["Heroku-Webhook-Hmac-SHA256"], signature(secret, signed[0]["body"]))
 
     def test_api_refuses_bad_subscriptions(self):
         new_app("hook-bad-app", {})
@@ -1344,8 +1465,9 @@ class WebhookTests(MockTest):
         self.assertEqual(event["previous_data"], {})
         self.assertEqual(event["actor"]["email"], "alice@example.com")
         self.assertIsNone(event["sequence"])
-        for key in ("created_at", "published_at"):
-            self.assertRegex(event[key], ISO_SECONDS)
+        self.assertRegex(event["created_at"], ISO_SECONDS)
+        # null until published, as in Heroku's event examples
+        self.assertIsNone(event["published_at"])
         # The event's ids are those of the mock's record of the delivery.
         delivery = done[0]
         meta = event["webhook_metadata"]

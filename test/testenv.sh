@@ -413,6 +413,7 @@ setup_remote() {
 # Secrets reach Python through its environment, never its command line.
 write_mock_files() {
 	HR_TOKEN=$1 HR_RO_TOKEN=$2 HR_APP_PW=$3 HR_APP2_PW=$4 HR_QUIRKY_PW=$5 HR_TOKEN2=$6 \
+		HR_TOKEN_UUID=$7 HR_TOKEN_OAUTH=$8 \
 		HR_TEST_DIR=$HR_TEST_DIR HR_REMOTE_PORT=$HR_REMOTE_PORT HR_REMOTE2_PORT=$HR_REMOTE2_PORT \
 		MYAPP_ID=$MYAPP_ID QUIRKY_ID=$QUIRKY_ID OTHER_ID=$OTHER_ID \
 		"$PY" - <<'PYEOF'
@@ -443,6 +444,10 @@ write("tokens.json", {
     e["HR_TOKEN"]: {"email": "test@example.com", "scope": "global"},
     e["HR_RO_TOKEN"]: {"email": "ro@example.com", "scope": "read"},
     e["HR_TOKEN2"]: {"email": "second@example.com", "scope": "global"},
+    # the same account's token in the two other forms users have: a legacy
+    # API key (a UUID) and an OAuth access token (base64url)
+    e["HR_TOKEN_UUID"]: {"email": "test@example.com", "scope": "global"},
+    e["HR_TOKEN_OAUTH"]: {"email": "test@example.com", "scope": "global"},
 })
 write("mock-data.json", {"apps": {
     "myapp": {"id": e["MYAPP_ID"], "config_vars": {
@@ -542,6 +547,8 @@ export HR_TOKENS_FILE=$HR_TEST_DIR/tokens.json
 export HR_API_KEY_FILE=$HR_TEST_DIR/api_key
 export HR_READONLY_KEY_FILE=$HR_TEST_DIR/api_key_readonly
 export HR_SECOND_KEY_FILE=$HR_TEST_DIR/api_key_second
+export HR_UUID_KEY_FILE=$HR_TEST_DIR/api_key_uuid
+export HR_OAUTH_KEY_FILE=$HR_TEST_DIR/api_key_oauth
 export HR_NETRC_FILE=$HR_TEST_DIR/netrc
 export HR_TEST_CA=$t/ca.crt
 export HR_SERVER_CERT=$t/server.crt
@@ -569,7 +576,7 @@ ENV
 }
 
 cmd_start() {
-	local p c token ro_token app_pw app2_pw quirky_pw
+	local p c token ro_token app_pw app2_pw quirky_pw uuid_token oauth_token
 	cmd_stop
 	for p in "$HR_MOCK_PORT" "$HR_MOCK_TLS_PORT" "$HR_LOCAL_PORT" "$HR_REMOTE_PORT" "$HR_REMOTE2_PORT"; do
 		! port_open "$p" || die "port $p is already in use by another program"
@@ -584,14 +591,18 @@ cmd_start() {
 	token=HRKU-$(openssl rand -hex 24)
 	ro_token=HRKU-$(openssl rand -hex 24)
 	token2=HRKU-$(openssl rand -hex 24) # a second account, for isolation tests
+	uuid_token=$("$PY" -c 'import uuid; print(uuid.uuid4())')
+	oauth_token=$(openssl rand -base64 33 | tr '+/' '-_' | tr -d '=\n')
 	app_pw=$(openssl rand -hex 16)
 	app2_pw=$(openssl rand -hex 16)
 	quirky_pw="p'a\\ss w@r:d/%#?\"é$(openssl rand -hex 8)"
 	printf '%s\n' "$token" >"$HR_TEST_DIR/api_key"
 	printf '%s\n' "$ro_token" >"$HR_TEST_DIR/api_key_readonly"
 	printf '%s\n' "$token2" >"$HR_TEST_DIR/api_key_second"
+	printf '%s\n' "$uuid_token" >"$HR_TEST_DIR/api_key_uuid"
+	printf '%s\n' "$oauth_token" >"$HR_TEST_DIR/api_key_oauth"
 	printf 'machine 127.0.0.1 login test@example.com password %s\n' "$token" >"$HR_TEST_DIR/netrc"
-	write_mock_files "$token" "$ro_token" "$app_pw" "$app2_pw" "$quirky_pw" "$token2"
+	write_mock_files "$token" "$ro_token" "$app_pw" "$app2_pw" "$quirky_pw" "$token2" "$uuid_token" "$oauth_token"
 	umask 022
 	if [[ $(id -u) -eq 0 ]]; then chown -R postgres:postgres "$HR_TEST_DIR"; fi
 

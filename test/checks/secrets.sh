@@ -17,6 +17,7 @@ chmod 600 "$patterns"
 	head -n1 "$d/api_key"
 	head -n1 "$d/api_key_readonly"
 	head -n1 "$d/api_key_second"
+	for f in api_key_uuid api_key_oauth; do [[ ! -f $d/$f ]] || head -n1 "$d/$f"; done
 	cat "$d/secrets.history"
 } | /usr/bin/python3 -c '
 import sys

@@ -30,7 +30,7 @@ my $pw = 'FeedSecretPw2718';
 my $app = 'feed-app';
 my $real = 'other-app';    # of the test environment: a real remote behind it
 my $interval = 1;          # heroku.watch_interval in seconds, for the test
-my $bulk = 510;            # apps added to make the list longer than a page (500)
+my $bulk = 1010;           # apps added to make the list longer than a page (1000)
 
 sub url_of { my ($host) = @_; return "postgres://fuser:$pw\@$host:5432/fdb"; }
 sub cv { my ($a) = @_; return mock_count("/apps/$a/config-vars"); }
@@ -141,6 +141,12 @@ ok($node->poll_query_until('postgres',
 	'the feed refreshes the app\'s registered server');
 is(cv($app), 1, 'one config-vars request for the cache entry and the server together');
 cmp_ok(status('feed_changes'), '>', $before, 'status counts the change');
+# released_at has whole seconds: when the rotation was in the second of the listing that saw
+# it, the feed follows the app once more (a 304) by the first listing after that second
+sleep 1.1;
+my $after = status('feed_requests');
+$node->poll_query_until('postgres', "SELECT feed_requests > $after + 1 FROM heroku_resolver_status()")
+  or die 'the feed stopped';
 
 mock('reset-counts');
 is(host_of($app), 'second.example', 'the next call gets the new URL');
@@ -160,6 +166,42 @@ is(q1("SELECT string_agg(host, ',' ORDER BY host) FROM heroku_resolver_cache() W
 	'retry.example,second.example', 'the entry too (the other key\'s is only marked)');
 ok($node->wait_for_log(qr/WARNING:  could not revalidate config var "DATABASE_URL" of Heroku app "feed-app": the Heroku API failed/,
 		$log_offset), 'the failure was logged');
+
+# ------------------------- two releases within one second around a listing
+# released_at has whole seconds: a release in the second of the listing that saw
+# the one before leaves the page as it was (a 304). Once that second has passed,
+# the feed follows the app once more. The mock's clock is frozen for the second.
+sleep 1.1;    # a second of its own, after the app's last release
+my $warnings_at = -s $node->logfile;
+mock('clock', 'freeze');
+mock('set-var', $app, 'DATABASE_URL', url_of('racy1.example'));
+ok($node->poll_query_until('postgres',
+		"SELECT host = 'racy1.example' FROM heroku_fdw_servers WHERE server = 'feed_fake'"),
+	'same second: the first release arrives');
+my $listings = status('feed_requests');
+mock('set-var', $app, 'DATABASE_URL', url_of('racy2.example'));    # the same released_at
+$node->poll_query_until('postgres', "SELECT feed_requests > $listings + 2 FROM heroku_resolver_status()")
+  or die 'the feed stopped';
+is(q1("SELECT host FROM heroku_fdw_servers WHERE server = 'feed_fake'"), 'racy1.example',
+	'same second: while it lasts, the listing shows no change');
+mock('reset-counts');
+mock('clock', 'thaw');
+my $thawed = time;
+my $racy_seen;
+for (1 .. 200)
+{
+	if (q1("SELECT host FROM heroku_fdw_servers WHERE server = 'feed_fake'") eq 'racy2.example'
+		&& q1("SELECT count(*) FROM heroku_resolver_cache() WHERE app = '$app' AND host = 'racy2.example'") == 1)
+	{
+		$racy_seen = time - $thawed;
+		last;
+	}
+	usleep(50_000);
+}
+ok(defined $racy_seen, 'same second: once it has passed, the feed brings the second release (cache and server)');
+cmp_ok($racy_seen // 99, '<=', $interval + 1, 'same second: within an interval and a round trip');
+is(cv($app), 1, 'same second: with one config-vars request');
+unlike(slurp_file($node->logfile, $warnings_at), qr/WARNING|ERROR/, 'same second: with nothing failing first');
 
 # ----------------------------- a real rotation: the next use just connects
 app_url($real) =~ m{\@[^/:]+:(\d+)/} or die "no port in the URL of $real";
@@ -198,7 +240,7 @@ is(cv('feed-gone'), 0, 'without a request');
 # ---------------------------------------------------------------- paging
 mock('put-app', 'feed-last', '--id', 'ffffffff-ffff-4fff-bfff-ffffffffffff',
 	'--var', 'DATABASE_URL=' . url_of('last1.example'));
-mock_put('PUT', sprintf('/__mock/apps/feed-bulk-%03d', $_), { config_vars => {} }) for 1 .. $bulk;
+mock('bulk-apps', 'feedbulk', $bulk);
 my $apps = mock_apps();
 ok($node->poll_query_until('postgres', "SELECT feed_apps_seen = $apps FROM heroku_resolver_status()"),
 	"the feed pages through $apps apps");
@@ -208,7 +250,10 @@ sleep 3;
 $stats = decode_json(mock_out('stats'));
 my $paged = $stats->{by_path}{'GET /apps'} // 0;
 cmp_ok($paged, '>=', 4, "two requests per listing ($paged in 3 s at ${interval}s)");
-is($stats->{not_modified}, $paged, 'each page answers 304 while nothing changes');
+# (the log, not the count of 304s: feed-last, released in the second of the listing that saw
+# it, is followed once more, with a config-vars request answered 304)
+is(scalar(grep { $_->{path} eq '/apps' && $_->{status} == 304 } @{ mock_get('/__mock/requests')->{log} }),
+	$paged, 'each page answers 304 while nothing changes');
 note(sprintf('feed, idle, %d apps: %d GET /apps in %.1f s = %.0f/h at %ds', $apps, $paged,
 		$stats->{seconds}, $paged * 3600 / $stats->{seconds}, $interval));
 mock('reset-counts');
@@ -220,7 +265,31 @@ my $requests = mock_get('/__mock/requests');
 my @pages = map { $_->{status} } grep { $_->{path} eq '/apps' } @{ $requests->{log} };
 like(join(',', @pages), qr/304,200/, 'with the first page a 304 and the last a 200');
 is(cv('feed-last'), 1, 'one config-vars request for it');
-mock_put('DELETE', sprintf('/__mock/apps/feed-bulk-%03d', $_)) for 1 .. $bulk;
+mock('delete-bulk-apps', 'feedbulk');
+
+# ------------------------------------------------------- a large account
+# 5,000 apps of a team, about 1 kB each as Heroku's are: pages of 1000 (over 1 MiB each)
+mock('bulk-apps', 'largeaccount', 5000);
+$apps = mock_apps();
+ok($node->poll_query_until('postgres',
+		"SELECT feed_apps_seen = $apps AND feed_last_error IS NULL FROM heroku_resolver_status()"),
+	"the feed lists an account of $apps apps");
+mock('reset-counts');
+mock('set-var', 'feed-last', 'DATABASE_URL', url_of('last3.example'));
+ok($node->poll_query_until('postgres',
+		"SELECT host = 'last3.example' FROM heroku_resolver_cache() WHERE app = 'feed-last'"),
+	'a release among them is seen');
+mock('reset-counts');
+$listed = status('feed_requests');
+$node->poll_query_until('postgres', "SELECT feed_requests > $listed + 12 FROM heroku_resolver_status()")
+  or die 'the feed stopped';
+my @listing = grep { $_->{path} eq '/apps' } @{ mock_get('/__mock/requests')->{log} };
+is(scalar(grep { ($_->{range} // '') !~ /; max=1000$/ } @listing), 0, 'pages of 1000');
+my @starts = grep { ($listing[$_]{range} // '') !~ /\]/ } 0 .. $#listing;
+my $per_listing = int(($apps + 999) / 1000);
+ok(@starts >= 2 && $starts[1] - $starts[0] == $per_listing, "$per_listing requests a listing");
+is(scalar(grep { $_->{status} != 304 } @listing), 0, 'each a 304 while nothing changes');
+mock('delete-bulk-apps', 'largeaccount');
 
 # ------------------------------------------------------- status on failure
 $log_offset = -s $node->logfile;
@@ -292,5 +361,7 @@ $log = slurp_file($node->logfile);
 unlike($log, qr/\Q$pw\E/, 'no password in the server log');
 
 $node->stop('fast');
+eval { mock('clock', 'thaw') };
+eval { mock('delete-bulk-apps', $_) } for ('feedbulk', 'largeaccount');
 mock('delete-app', $_) for ($app, 'feed-last');
 done_testing();

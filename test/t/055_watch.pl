@@ -624,6 +624,27 @@ is($rc, 0, 'authorization: exit status 0');
 		is(cached_pw('watch-b'), md5_hex($wb_pw), 'feed: the long-lived session gets the new password from the cache');
 		is(config_var_requests('watch-b'), $cv, 'feed: without asking the API itself');
 	}
+	# ---- two releases within one second around a listing: released_at has whole seconds, so
+	# the second leaves the page as it was (a 304); once that second has passed, the watcher
+	# looks at the app once more. The mock's clock is frozen for the second.
+	{
+		sleep 1.1;    # a second of its own, after watch-b's last release
+		my $checks = () = watch_log($W) =~ /check failed/g;
+		mockctl('clock', 'freeze');
+		my $r1 = eval { set_url('watch-b') };
+		ok(defined $r1 && wait_until(sub { (section_value($svc2, 'wb', 'password') // '') eq $r1 }, 10),
+			'same second: the first release arrives');
+		my $polled = mockctl('counts', '--key', 'GET /apps');
+		my $r2 = eval { set_url('watch-b') };    # the same released_at
+		wait_until(sub { mockctl('counts', '--key', 'GET /apps') >= $polled + 8 }, 10);
+		is(section_value($svc2, 'wb', 'password'), $r1, 'same second: while it lasts, the listing shows no change');
+		mockctl('clock', 'thaw');
+		my $t0 = time;
+		ok(defined $r2 && wait_until(sub { (section_value($svc2, 'wb', 'password') // '') eq $r2 }, 5),
+			'same second: once it has passed, the second release arrives');
+		cmp_ok(time - $t0, '<=', 2, 'same second: within an interval (300ms) and a round trip');
+		is(scalar(() = watch_log($W) =~ /check failed/g), $checks, 'same second: with no check failing first');
+	}
 	my $unrelated = config_var_requests('watch-a');
 	set_url('watch-a');
 	sleep 1;
@@ -649,6 +670,24 @@ is($rc, 0, 'authorization: exit status 0');
 	mockctl('clear-faults');
 	($rc) = watch_stop($W);
 	is($rc, 0, 'feed: exit status 0');
+}
+
+# ------------------------------------------------------------------ a large account
+# 5,000 apps of a team, about 1 kB each as Heroku's app objects are: a page of 1000 is over
+# 1 MiB, and the feed must still list them all (default page size).
+{
+	mockctl('bulk-apps', 'largeaccount', '5000');
+	my $svc4 = "$TMP/large.conf";
+	my $WL = watch_start('--service', 'wb=watch-b', '--service-file', $svc4, '--interval', '1s');
+	my $pw = set_url('watch-b');
+	ok(wait_until(sub { (section_value($svc4, 'wb', 'password') // '') eq $pw }, 30),
+		'large account: a release among 5,000 apps reaches the service file through the feed');
+	my ($listed) = watch_log($WL) =~ /feed: \d+ of (\d+) apps released/;
+	cmp_ok($listed // 0, '>=', 5000, 'large account: the feed lists every app');
+	unlike(watch_log($WL), qr/feed: .*larger than/, 'large account: no page is refused for its size');
+	my ($rc) = watch_stop($WL);
+	is($rc, 0, 'large account: exit status 0');
+	mockctl('delete-bulk-apps', 'largeaccount');
 }
 
 # ------------------------------------------------------------------ a cluster that is down
@@ -690,6 +729,8 @@ is($rc, 0, 'authorization: exit status 0');
 }
 
 # ------------------------------------------------------------------ clean-up, leaks
+eval { mockctl('clock', 'thaw') };
+eval { mockctl('delete-bulk-apps', 'largeaccount') };
 
 END
 {
