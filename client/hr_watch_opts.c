@@ -307,7 +307,7 @@ hr_watch_load_secrets(hr_watch *w, int at_start)
 			char		hint[400];
 
 			snprintf(hint, sizeof(hint),
-					 "Give --api-key-file FILE, set HEROKU_API_KEY, or add \"machine %s login EMAIL password TOKEN\" to ~/.netrc (or --netrc-file FILE).",
+					 "Give --api-key-file FILE, set HEROKU_API_KEY, or add \"machine %s login EMAIL password TOKEN\" to ~/.netrc (or --netrc-file FILE).  `heroku auth:token` prints the Heroku CLI's token; `heroku login` writes netrc only with HEROKU_NETRC_WRITE=true.",
 					 w->api_host);
 			hr_cli_fail(hint, "%s", err.message);
 		}

@@ -457,7 +457,7 @@ report_failure(const hr_error *err, const hr_error *before)
 	if (err->code == HR_ENOTOKEN)
 		ereport(LOG,
 				(errmsg("heroku_resolver feed cannot list the Heroku apps: %s", err->message),
-				 errhint("The feed uses the server's token: heroku.api_key_file, HEROKU_API_KEY in the server's environment, or a netrc entry.  heroku.watch_interval = 0 turns it off.")));
+				 errhint("The feed uses the server's token: heroku.api_key_file, HEROKU_API_KEY in the server's environment, or a netrc entry (\"heroku auth:token\" prints the Heroku CLI's token).  heroku.watch_interval = 0 turns it off.")));
 	else
 		ereport(WARNING,
 				(errmsg("heroku_resolver feed could not list the Heroku apps: %s", err->message),
