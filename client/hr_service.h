@@ -14,6 +14,8 @@
 #ifndef HR_SERVICE_H
 #define HR_SERVICE_H
 
+#include <sys/types.h>
+
 #include <stddef.h>
 
 /*
@@ -100,6 +102,15 @@ extern hr_service_status hr_service_file_set(const char *path,
 											 const char *const *keywords,
 											 const char *const *values,
 											 int *changed,
+											 hr_service_error *err);
+
+/*
+ * Replace the whole file at path with text (NUL-terminated), as
+ * hr_service_file_set does (locked, atomic, links checked), with mode; a
+ * file with group bits in mode keeps its group.  *changed as there.
+ */
+extern hr_service_status hr_service_file_put(const char *path, const char *text,
+											 mode_t mode, int *changed,
 											 hr_service_error *err);
 
 /* ~/.pg_service.conf: $HOME, else the user's home directory; malloc'd. */

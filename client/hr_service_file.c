@@ -312,10 +312,77 @@ hr_service_file_update(const char *path, const char *name, int n,
 	return hr_service_file_set(path, name, n, keywords, values, NULL, err);
 }
 
+/* The new text of a file from its old one (old is NULL when it is absent). */
+typedef hr_service_status (*rewrite_fn) (const char *old, size_t oldlen, void *arg,
+										 char **new, size_t *newlen,
+										 hr_service_error *err);
+
+/* What hr_service_file_set asks of rewrite(). */
+typedef struct
+{
+	const char *name;
+	int			n;
+	const char *const *keywords;
+	const char *const *values;
+} section_args;
+
+/* rewrite_fn of hr_service_file_set: one section replaced. */
+static hr_service_status
+replace_section(const char *old, size_t oldlen, void *arg, char **new,
+				size_t *newlen, hr_service_error *err)
+{
+	section_args *a = arg;
+
+	return hr_service_replace(old, oldlen, a->name, a->n, a->keywords, a->values,
+							  new, newlen, err);
+}
+
+/* rewrite_fn of hr_service_file_put: the whole text replaced. */
+static hr_service_status
+whole_text(const char *old, size_t oldlen, void *arg, char **new,
+		   size_t *newlen, hr_service_error *err)
+{
+	const char *text = ((const char *const *) arg)[0];
+	size_t		len = strlen(text);
+
+	(void) old;
+	(void) oldlen;
+	*new = malloc(len + 1);
+	if (*new == NULL)
+		return oom_error(err);
+	memcpy(*new, text, len + 1);
+	*newlen = len;
+	return HR_SERVICE_OK;
+}
+
+static hr_service_status rewrite(const char *path, mode_t mode, rewrite_fn fn,
+								 void *arg, int *changed, hr_service_error *err);
+
 hr_service_status
 hr_service_file_set(const char *path, const char *name, int n,
 					const char *const *keywords, const char *const *values,
 					int *changed, hr_service_error *err)
+{
+	section_args a = {name, n, keywords, values};
+
+	return rewrite(path, 0600, replace_section, &a, changed, err);
+}
+
+hr_service_status
+hr_service_file_put(const char *path, const char *text, mode_t mode,
+					int *changed, hr_service_error *err)
+{
+	return rewrite(path, mode, whole_text, &text, changed, err);
+}
+
+/*
+ * The locked, atomic read-modify-write behind both: fn makes the new text,
+ * written with mode; a file with group bits in mode keeps its old group (a
+ * group an operator gave it so that another program may read it).
+ */
+static hr_service_status
+rewrite(const char *path, mode_t mode, rewrite_fn fn, void *arg, int *changed,
+		hr_service_error *err)
 {
 	hr_service_status st = HR_SERVICE_OK;
 	struct stat sb;
@@ -332,6 +399,7 @@ hr_service_file_set(const char *path, const char *name, int n,
 	int			fd = -1;
 	int			same;
 	mode_t		oldmode = 0;
+	gid_t		oldgid = (gid_t) -1;
 
 	if (changed)
 		*changed = 0;
@@ -430,6 +498,7 @@ hr_service_file_set(const char *path, const char *name, int n,
 			goto done;
 		}
 		oldmode = sb.st_mode & 07777;
+		oldgid = sb.st_gid;
 		if (read_all(fd, &old, &oldlen) != 0)
 		{
 			if (errno == ENOMEM)
@@ -441,13 +510,12 @@ hr_service_file_set(const char *path, const char *name, int n,
 		fd = -1;
 	}
 
-	st = hr_service_replace(old, oldlen, name, n, keywords, values,
-							&new, &newlen, err);
+	st = fn(old, oldlen, arg, &new, &newlen, err);
 	if (st != HR_SERVICE_OK)
 		goto done;
 
 	/* nothing to change: leave the file alone */
-	same = existed && oldmode == 0600 && newlen == oldlen &&
+	same = existed && oldmode == mode && newlen == oldlen &&
 		memcmp(new, old, oldlen) == 0;
 	if (same)
 		goto done;
@@ -472,7 +540,9 @@ hr_service_file_set(const char *path, const char *name, int n,
 		tmppath = NULL;
 		goto done;
 	}
-	if (fchmod(fd, 0600) != 0 || write_all(fd, new, newlen) != 0 ||
+	if ((existed && (mode & 070) && oldgid != getegid() &&
+		 fchown(fd, (uid_t) -1, oldgid) != 0) ||
+		fchmod(fd, mode) != 0 || write_all(fd, new, newlen) != 0 ||
 		fsync(fd) != 0)
 	{
 		st = io_error(err, "could not write temporary file \"%s\"", tmppath, errno);
