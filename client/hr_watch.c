@@ -36,6 +36,7 @@
 #include "hr_watch_db.h"
 #include "hr_watch_feed.h"
 #include "hr_watch_opts.h"
+#include "hr_watch_pgbouncer.h"
 
 /* Ask for a check of app i; with mu held.  Returns the ticket. */
 static unsigned long
@@ -180,6 +181,7 @@ write_entries(hr_watch *w, int i, const hr_response *r, char *rewritten,
 		free(used);
 		if (rc != HR_OK)
 			return hr_watch_exit_code(rc);
+		hr_wpgb_set(w, k, res.params.n, res.params.keywords, res.params.values);
 		st = hr_service_file_set(w->service_file, e->service, res.params.n,
 								 (const char *const *) res.params.keywords,
 								 (const char *const *) res.params.values, &changed, &serr);
@@ -195,6 +197,7 @@ write_entries(hr_watch *w, int i, const hr_response *r, char *rewritten,
 			snprintf(rewritten + strlen(rewritten), rlen - strlen(rewritten), "%s[%s]",
 					 rewritten[0] ? ", " : "", e->service);
 	}
+	hr_wpgb_kick(w);
 	return 0;
 }
 
@@ -508,6 +511,8 @@ hr_watch_health(hr_watch *w)
 	else
 		json_object_object_add(root, "last_event", NULL);
 	hr_watch_dbs_health(w, clusters);
+	hr_wpgb_health(w, root, &ok);
+	json_object_object_add(root, "status", json_object_new_string(ok ? "ok" : "degraded"));
 	json_object_object_add(root, "clusters", clusters);
 	pthread_mutex_unlock(&w->mu);
 #undef STAMP

@@ -78,6 +78,7 @@ typedef struct hr_watch_app
 typedef struct hr_watch_dbs hr_watch_dbs;
 typedef struct hr_watch_http hr_watch_http;
 typedef struct hr_wfeed hr_wfeed;
+typedef struct hr_wpgb hr_wpgb;
 struct json_object;
 
 typedef struct hr_watch
@@ -125,6 +126,7 @@ typedef struct hr_watch
 	hr_watch_dbs *dbs;
 	hr_watch_http *http;
 	hr_wfeed    *feed;
+	hr_wpgb    *pgb;			/* --pgbouncer (hr_watch_pgbouncer.c) */
 	hr_http    *api;
 } hr_watch;
 

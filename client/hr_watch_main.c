@@ -24,6 +24,7 @@
 #include "hr_watch_db.h"
 #include "hr_watch_feed.h"
 #include "hr_watch_opts.h"
+#include "hr_watch_pgbouncer.h"
 
 /* The interrupt callback of API requests: give up when stopping. */
 static int
@@ -97,6 +98,7 @@ finish(hr_watch *w, int status)
 	pthread_mutex_unlock(&w->mu);
 	hr_watch_http_stop(w);
 	hr_watch_dbs_stop(w);
+	hr_wpgb_stop(w);
 	hr_wfeed_free(w->feed);
 	hr_http_free(w->api);
 	if (status == 0)
@@ -173,6 +175,10 @@ hr_watch_main(int argc, char **argv)
 		return finish(&w, rc);
 	}
 
+	/* a PgBouncer that would send the passwords without TLS: no start */
+	if ((rc = hr_wpgb_check_start(&w)) != 0)
+		return finish(&w, rc);
+
 	/* the feed's first look comes first: a change after it is seen */
 	if (w.interval_ms > 0 && (rc = hr_watch_poll_feed(&w, 1)) != 0)
 		return finish(&w, rc);
@@ -182,6 +188,8 @@ hr_watch_main(int argc, char **argv)
 			hr_cli_fail(start_hint(rc), "app %s: %s", w.apps[i].ident, w.apps[i].last_error);
 			return finish(&w, rc);
 		}
+	if ((rc = hr_wpgb_start(&w)) != 0)
+		return finish(&w, rc);
 	if (hr_watch_dbs_start(&w) != 0)
 	{
 		hr_cli_fail("The system is short of resources; retry later.", "could not start the cluster threads");

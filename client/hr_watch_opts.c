@@ -22,6 +22,7 @@
 #include "hr_service.h"
 #include "hr_watch_db.h"
 #include "hr_watch_opts.h"
+#include "hr_watch_pgbouncer.h"
 
 #define DEFAULT_INTERVAL_MS 30000
 #define MAX_INTERVAL_MS (24L * 3600 * 1000)
@@ -38,6 +39,8 @@ static const struct option watch_options[] = {
 	{"max-connections-per-address", required_argument, NULL, 'P'},
 	{"request-timeout", required_argument, NULL, 'R'},
 	{"syslog", no_argument, NULL, 'y'},
+	{"pgbouncer", required_argument, NULL, 'B'},
+	{"pgbouncer-admin", required_argument, NULL, 'b'},
 	{"api-url", required_argument, NULL, 'a'},
 	{"api-key-file", required_argument, NULL, 'k'},
 	{"netrc-file", required_argument, NULL, 'n'},
@@ -66,7 +69,13 @@ usage(void)
 		   "                           ~/.pg_service.conf)\n"
 		   "      --app APP            watch APP for the clusters only; repeatable\n"
 		   "      --db CONNINFO        a cluster to notify: SELECT heroku_resolver_refresh(app)\n"
-		   "                           for each changed app; repeatable\n\n");
+		   "                           for each changed app; repeatable\n");
+	printf("      --pgbouncer FILE     a [databases] file for PgBouncer's %%include, one\n"
+		   "                           line per --service (mode 0640, its group kept)\n"
+		   "      --pgbouncer-admin CONNINFO  PgBouncer's admin console: RELOAD, then KILL\n"
+		   "                           and RESUME of each changed database after a write;\n"
+		   "                           its server_tls_sslmode must be require or stronger\n"
+		   "                           (see doc/watcher-pgbouncer.md)\n\n");
 	printf("How changes are noticed:\n"
 		   "      --interval TIME      poll the release feed every TIME: 0 (never), or\n"
 		   "                           with a unit: 500ms, 30s, 1min, 1h (default 30s)\n"
@@ -95,10 +104,11 @@ usage(void)
 		   "   66  at start: no such app, or the config var is not set or is null\n"
 		   "   70  internal error (out of memory)\n"
 		   "   71  cannot listen on --listen HOST:PORT, or cannot start a thread\n"
-		   "   73  at start: cannot read or write the service file\n"
+		   "   73  at start: cannot read or write the service file or --pgbouncer FILE\n"
 		   "   77  not authorized: no token, token rejected (401), no access (402, 403)\n"
 		   "   78  configuration error: bad option value, unreadable token, secret,\n"
-		   "       netrc or CA file, invalid API URL\n"
+		   "       netrc or CA file, invalid API URL; PgBouncer's server_tls_sslmode\n"
+		   "       weaker than require\n"
 		   "An unavailable API at start (69 in the other modes) does not stop the watcher:\n"
 		   "it keeps the old entries and retries.\n");
 }
@@ -428,6 +438,8 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 	const char *service_file = NULL;
 	const char *per_address = NULL;
 	const char *request_timeout = NULL;
+	const char *pgbouncer = NULL;
+	const char *pgbouncer_admin = NULL;
 	int			c;
 	int			rc;
 
@@ -484,6 +496,12 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 			case 'y':
 				w->use_syslog = 1;
 				break;
+			case 'B':
+				pgbouncer = optarg;
+				break;
+			case 'b':
+				pgbouncer_admin = optarg;
+				break;
 			case 'a':
 				w->s.api_url = optarg;
 				break;
@@ -526,6 +544,8 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 		return usage_error("%s", "--webhook-secret-file, --webhook-authorization-file, --max-connections-per-address and --request-timeout need --listen");
 	w->per_address = HR_WATCH_DEFAULT_PER_ADDRESS;
 	if ((rc = check_values(w, interval, timeout, sslmode, per_address, request_timeout)) != 0)
+		return rc;
+	if ((rc = hr_wpgb_configure(w, pgbouncer, pgbouncer_admin)) != 0)
 		return rc;
 	if (w->interval_ms == 0 && !w->listen)
 		return usage_error("%s", "with --interval 0 only webhooks tell of a change: give --listen");
