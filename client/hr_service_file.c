@@ -358,6 +358,7 @@ whole_text(const char *old, size_t oldlen, void *arg, char **new,
 static hr_service_status rewrite(const char *path, mode_t mode, rewrite_fn fn,
 								 void *arg, int *changed, hr_service_error *err);
 
+/* One section of a service file, every other byte kept. */
 hr_service_status
 hr_service_file_set(const char *path, const char *name, int n,
 					const char *const *keywords, const char *const *values,
@@ -368,6 +369,7 @@ hr_service_file_set(const char *path, const char *name, int n,
 	return rewrite(path, 0600, replace_section, &a, changed, err);
 }
 
+/* A file that is all the caller's (PgBouncer's %include): the whole text. */
 hr_service_status
 hr_service_file_put(const char *path, const char *text, mode_t mode,
 					int *changed, hr_service_error *err)

@@ -73,6 +73,7 @@ int
 hr_wpgb_configure(hr_watch *w, const char *file, const char *admin)
 {
 	hr_wpgb    *p;
+	char		label[200] = "";
 	int			k;
 
 	if (file == NULL && admin == NULL)
@@ -101,6 +102,13 @@ hr_wpgb_configure(hr_watch *w, const char *file, const char *admin)
 			return EX_USAGE;
 		}
 	}
+	if (admin && !hr_watch_db_label(admin, label, sizeof(label)))
+	{
+		/* the value is not shown: it may hold a password */
+		hr_cli_fail("Give a conninfo such as \"host=/run/postgresql port=6432 dbname=pgbouncer user=pgbouncer\".",
+					"invalid --pgbouncer-admin value: not a libpq connection string");
+		return EX_CONFIG;
+	}
 	p = calloc(1, sizeof(*p));
 	if (p == NULL || (p->lines = calloc((size_t) w->nentries, sizeof(pgb_line))) == NULL ||
 		(p->file = strdup(file)) == NULL)
@@ -112,14 +120,8 @@ hr_wpgb_configure(hr_watch *w, const char *file, const char *admin)
 	}
 	p->admin = admin;
 	p->ok = 1;
+	memcpy(p->label, label, sizeof(label));
 	w->pgb = p;
-	if (admin && !hr_watch_db_label(admin, p->label, sizeof(p->label)))
-	{
-		/* the value is not shown: it may hold a password */
-		hr_cli_fail("Give a conninfo such as \"host=/run/postgresql port=6432 dbname=pgbouncer user=pgbouncer\".",
-					"invalid --pgbouncer-admin value: not a libpq connection string");
-		return EX_CONFIG;
-	}
 	return 0;
 }
 
@@ -305,6 +307,10 @@ tls_ok(PGconn *c, char *why, size_t whylen)
 	return 0;
 }
 
+/*
+ * At start, before any sink is written: a PgBouncer that would send the
+ * passwords without TLS stops the watcher; one that is down does not.
+ */
 int
 hr_wpgb_check_start(hr_watch *w)
 {
@@ -495,6 +501,10 @@ pgb_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * After the first checks: the first write here, so that an unwritable
+ * FILE ends the watcher (73) as the service file does; then the thread.
+ */
 int
 hr_wpgb_start(hr_watch *w)
 {
@@ -507,7 +517,6 @@ hr_wpgb_start(hr_watch *w)
 
 	if (p == NULL)
 		return 0;
-	/* the first write here: an unwritable FILE ends the watcher (73) */
 	pthread_mutex_lock(&w->mu);
 	text = render(w, NULL);
 	pthread_mutex_unlock(&w->mu);
@@ -530,6 +539,7 @@ hr_wpgb_start(hr_watch *w)
 	return rc;
 }
 
+/* At exit (w->stop set): the thread ends after its apply; the values wiped. */
 void
 hr_wpgb_stop(hr_watch *w)
 {
@@ -550,6 +560,7 @@ hr_wpgb_stop(hr_watch *w)
 	w->pgb = NULL;
 }
 
+/* /healthz: which sink fails and why (no password: the error texts hold none). */
 void
 hr_wpgb_health(hr_watch *w, struct json_object *root, int *ok)
 {
