@@ -94,6 +94,11 @@ INI
 		sleep 0.1
 	done
 	[[ -S $DIR/.s.PGSQL.$PORT ]] || die "pgbouncer is not listening on $PORT"
+	# it starts even when the TCP port is taken (the socket is enough for it): not for us
+	if grep -q 'cannot listen on' "$DIR/pgbouncer.log"; then
+		stop
+		die "port $PORT is in use: choose another HR_PGB_PORT"
+	fi
 	cat >"$DIR/env.sh" <<ENV
 export HR_PGB_DIR=$DIR
 export HR_PGB_PORT=$PORT

@@ -57,6 +57,9 @@ run([ 'cc', '-O2', "-I$incdir", '-o', $LOOP, "$FindBin::Bin/../../bench/pgloop.c
   or die "could not build pgloop\n";
 
 # pgbouncer.sh start|stop with its own directory and port; $sslmode for server_tls_sslmode.
+# Whatever happens, no PgBouncer of this test outlives it.
+my %PGB_PIDS;
+END { kill 'TERM', grep { $_ } values %PGB_PIDS; }
 sub pgbouncer
 {
 	my ($what, $dir, $port, $sslmode) = @_;
@@ -64,6 +67,7 @@ sub pgbouncer
 	@ENV{qw(HR_PGB_DIR HR_PGB_PORT HR_PGB_SSLMODE)} = ($dir, $port, $sslmode // 'require');
 	my $out = '';
 	run([ 'bash', $PGB_SH, $what ], '<', \undef, '>&', \$out) or die "pgbouncer.sh $what: $out\n";
+	$PGB_PIDS{$dir} = $what eq 'start' ? (slurp_raw("$dir/pgbouncer.pid") // '') =~ s/\s+//gr : undef;
 	return;
 }
 my $PGB = "$TMP/pgb";
@@ -161,6 +165,7 @@ pgbouncer('start', $PGB, $PGB_PORT);
 my ($gid0, @groups) = split ' ', $);
 my ($group) = (grep({ $_ != $gid0 } @groups), $gid0);
 chown(-1, $group, $FILE) or die "chgrp $FILE: $!\n";
+chmod(0600, $FILE) or die "chmod $FILE: $!\n";    # the watcher makes it 0640
 my $err = "$TMP/watch.err";
 push @logs, $err;
 my $h = watcher($err, '--interval', '0', '--listen', "127.0.0.1:$PORT", '--webhook-secret-file',
