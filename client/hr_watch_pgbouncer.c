@@ -16,7 +16,8 @@
  * then the pool waits server_login_retry (15 s) and neither RELOAD nor
  * RECONNECT ends that wait, but KILL "db" then RESUME "db" does.  RELOAD
  * answers success even when PgBouncer could not read the file, so SHOW
- * DATABASES must show every entry's host, port and user.  PgBouncer has
+ * DATABASES must show every entry's host, port and user (checked before
+ * the KILL, which would only say "no such database").  PgBouncer has
  * no per-database sslmode: SHOW CONFIG's server_tls_sslmode must be
  * require or stronger, else the watcher does not start (exit 78) and,
  * found later, nothing is reloaded.  A failure is retried after 1 s,
@@ -131,7 +132,11 @@ put_quoted(hr_buf *b, const char *v)
 {
 	hr_buf_puts(b, "'");
 	for (; *v; v++)
-		hr_buf_append(b, v, 1 + (*v == '\''));	/* a quote doubled */
+	{
+		if (*v == '\'')
+			hr_buf_puts(b, "'");	/* a quote doubled */
+		hr_buf_append(b, v, 1);
+	}
 	hr_buf_puts(b, "'");
 }
 
@@ -362,7 +367,7 @@ verify(hr_watch *w, PGconn *c, char **want, char *why, size_t whylen)
 				strcmp(PQgetvalue(r, i, 4), v[3]) == 0;
 		if (!found)
 		{
-			snprintf(why, whylen, "SHOW DATABASES lacks the new line of \"%s\" after RELOAD: can PgBouncer's user read %s?",
+			snprintf(why, whylen, "SHOW DATABASES lacks the new line of \"%s\" after RELOAD: can PgBouncer's user read %s? (its log says why)",
 					 w->entries[k].service, w->pgb->file);
 			PQclear(r);
 			return -1;
@@ -401,6 +406,9 @@ apply(hr_watch *w, const char *text, char **want, const int *names, char *why,
 		return -1;
 	if (tls_ok(c, why, whylen) != 1 || admin_exec(c, "RELOAD", NULL, why, whylen) != 0)
 		rc = -1;
+	/* before KILL: a database PgBouncer did not take would only say "no such database" */
+	if (rc == 0)
+		rc = verify(w, c, want, why, whylen);
 	for (i = 0; rc == 0 && names[i] >= 0; i++)
 	{
 		/* the pool's server_login_retry wait ends only so */
@@ -410,8 +418,6 @@ apply(hr_watch *w, const char *text, char **want, const int *names, char *why,
 		if (rc == 0)
 			rc = admin_exec(c, sql, NULL, why, whylen);
 	}
-	if (rc == 0)
-		rc = verify(w, c, want, why, whylen);
 	PQfinish(c);
 	return rc;
 }
@@ -477,9 +483,9 @@ pgb_thread(void *arg)
 			p->retry_at = 0;
 			p->applied_at = time(NULL);
 			hr_watch_log(w, "pgbouncer: wrote %s%s%s%s; %.0f ms", p->file,
-						 p->admin ? ", RELOAD, KILL and RESUME of " : "",
+						 p->admin ? ", RELOAD, SHOW DATABASES agrees, KILL and RESUME of " : "",
 						 p->admin ? (done[0] ? done : "none") : "",
-						 p->admin ? ", SHOW DATABASES agrees" : " (no --pgbouncer-admin: not reloaded)",
+						 p->admin ? "" : " (no --pgbouncer-admin: not reloaded)",
 						 (hr_watch_now() - t0) * 1000);
 			continue;
 		}
