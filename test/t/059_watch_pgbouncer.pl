@@ -75,23 +75,28 @@ my $FILE = "$PGB/databases.ini";
 my $ADMIN = "host=$PGB port=$PGB_PORT dbname=pgbouncer user=pgbadmin passfile=$PGB/admin.pgpass";
 my $CLIENT = "host=127.0.0.1 port=$PGB_PORT user=client passfile=$PGB/client.pgpass dbname=$APP connect_timeout=5";
 
-# The watcher with these extra arguments; its handle.
+# The watcher with these extra arguments; its handle.  None outlives the test.
+my @WATCHERS;
+END { $_->kill_kill for grep { $_->pumpable } @WATCHERS; }
 sub watcher
 {
 	my ($err, @args) = @_;
 	local %ENV = %ENV;
 	delete @ENV{qw(HEROKU_API_KEY PGSERVICEFILE)};
 	$ENV{HEROKU_API_URL} = $ENV{HEROKU_MOCK_URL};
-	return start([ $CLI, 'watch', '--api-key-file', $ENV{HR_API_KEY_FILE}, '--service', "$APP=$APP",
+	push @WATCHERS, start([ $CLI, 'watch', '--api-key-file', $ENV{HR_API_KEY_FILE}, '--service', "$APP=$APP",
 			'--service-file', "$TMP/pg_service.conf", @args ],
 		'<', \undef, '>', "$TMP/watch.out", '2>', $err);
+	return $WATCHERS[-1];
 }
 
-# The app's current password, from the test env's state (as the mock serves it).
+# An app's current password (default the app's), from the test env's state (as the mock
+# serves it).
 sub current_password
 {
+	my ($app) = @_;
 	my $state = decode_json(slurp_raw("$ENV{HR_TEST_DIR}/db-state.json"));
-	my ($pw) = $state->{$APP}{url} =~ m{^postgres://[^:]+:([^@]+)@};
+	my ($pw) = $state->{ $app // $APP }{url} =~ m{^postgres://[^:]+:([^@]+)@};
 	return uri_unescape($pw);
 }
 
@@ -168,8 +173,9 @@ chown(-1, $group, $FILE) or die "chgrp $FILE: $!\n";
 chmod(0600, $FILE) or die "chmod $FILE: $!\n";    # the watcher makes it 0640
 my $err = "$TMP/watch.err";
 push @logs, $err;
+# quirky-app's password has a quote, a backslash, a space, '#', '%', '"' and a non-ASCII letter
 my $h = watcher($err, '--interval', '0', '--listen', "127.0.0.1:$PORT", '--webhook-secret-file',
-	"$TMP/secret", '--pgbouncer', $FILE, '--pgbouncer-admin', $ADMIN);
+	"$TMP/secret", '--service', 'quirky=quirky-app', '--pgbouncer', $FILE, '--pgbouncer-admin', $ADMIN);
 ok(wait_until(sub { (slurp_raw($err) // '') =~ /SHOW DATABASES agrees/ || !$h->pumpable }, 30)
 	  && $h->pumpable, 'the watcher started and PgBouncer took the file')
   or diag(slurp_raw($err) // '');
@@ -179,10 +185,15 @@ is(sprintf('%04o', $st[2] & 07777), '0640', 'FILE is mode 0640');
 is($st[5], $group, 'FILE kept the group it was given');
 my $pw = current_password();
 (my $qpw = $pw) =~ s/'/''/g;
+(my $quirky = current_password('quirky-app')) =~ s/'/''/g;
 is(slurp_raw($FILE),
 	"; written by heroku-pg-resolve watch --pgbouncer: do not edit\n"
-	  . "$APP = host='127.0.0.1' port='$ENV{HR_REMOTE_PORT}' dbname='appdb' user='app_user' password='$qpw'\n",
-	'FILE holds one [databases] line with the current credentials');
+	  . "$APP = host='127.0.0.1' port='$ENV{HR_REMOTE_PORT}' dbname='appdb' user='app_user' password='$qpw'\n"
+	  . "quirky = host='127.0.0.1' port='$ENV{HR_REMOTE_PORT}' dbname='appdb' user='quirky_user' password='$quirky'\n",
+	'FILE holds one [databases] line per service with the current credentials, single-quoted');
+my $q = '';
+run([ $LOOP, $CLIENT =~ s/dbname=\S+/dbname=quirky/r, 50, 0.2 ], '<', \undef, '>', \$q);
+like($q, qr/^\S+ ok$/m, 'PgBouncer logs in with the quirky password as the file quotes it');
 
 my @clients = map {
 	start([ $LOOP, $CLIENT, 50, 10 ], '<', \undef, '>', "$TMP/client$_.out", '2>', '/dev/null')
@@ -210,7 +221,7 @@ isnt(current_password(), $pw, 'the password was rotated');
 like(slurp_raw($FILE) // '', qr/password='\Q${\ do { (my $x = current_password()) =~ s!'!''!g; $x }}\E'/,
 	'FILE holds the new password');
 is((stat($FILE))[5], $group, 'FILE still has its group after the rewrite');
-like(slurp_raw($err) // '', qr/pgbouncer: wrote \Q$FILE\E, RELOAD, KILL and RESUME of "$APP", SHOW DATABASES agrees/,
+like(slurp_raw($err) // '', qr/pgbouncer: wrote \Q$FILE\E, RELOAD, SHOW DATABASES agrees, KILL and RESUME of "$APP";/,
 	'the write, RELOAD, KILL and RESUME of the database and the check are logged');
 
 # ---- PgBouncer down: the other sink still written, retried with back-off, /healthz says so
@@ -243,7 +254,7 @@ pgbouncer('stop', $PGB, $PGB_PORT);
 
 # ---- no password in any log
 my @secrets = grep { length } split /\n/, slurp_raw("$ENV{HR_TEST_DIR}/secrets.history") // '';
-push @secrets, $pw, $newpw;
+push @secrets, $pw, $newpw, current_password('quirky-app');
 my $leaks = 0;
 for my $f (@logs, "$PGB/pgbouncer.log", "$TMP/pgbweak/pgbouncer.log", map { "$TMP/client$_.out" } 1 .. 8)
 {
