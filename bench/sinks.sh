@@ -33,6 +33,7 @@ APP=myapp
 bench_init sinks "$PGB_PORT"
 watcher=''
 export HR_PGB_DIR=$WORK/pgb HR_PGB_PORT=$PGB_PORT
+# shellcheck disable=SC2016 # expanded at exit
 bench_at_exit 'kill -TERM $watcher 2>/dev/null; wait $watcher 2>/dev/null; bash "$HERE/../test/pgbouncer.sh" stop'
 
 cc -O2 -I"$(pg_config --includedir)" -o "$WORK/pgloop" "$HERE/pgloop.c" -lpq
@@ -60,8 +61,10 @@ run_case() {
 	done
 	local dur=12
 	[[ $name == webhook ]] || dur=$((12 + $(printf '%s' "$INTERVAL" | tr -dc 0-9) * 2))
+	local clients=()
 	for ((i = 1; i <= NCLIENTS; i++)); do
 		"$WORK/pgloop" "$HR_PGB_CLIENT dbname=$APP connect_timeout=5" 20 "$dur" >"$WORK/$name.c$i" 2>/dev/null &
+		clients+=($!)
 	done
 	sleep 3
 	t_event=$(now)
@@ -75,7 +78,7 @@ run_case() {
 			--data-binary "$body" "http://127.0.0.1:$LISTEN_PORT/webhooks/heroku"
 		answered=$(now)
 	fi
-	wait $(jobs -p | grep -vx "$watcher")
+	wait "${clients[@]}"
 	kill -TERM "$watcher"
 	wait "$watcher" 2>/dev/null || true
 	watcher=''
