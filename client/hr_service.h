@@ -107,8 +107,9 @@ extern hr_service_status hr_service_file_set(const char *path,
  * The safe write under hr_service_file_set, for any file a program owns:
  * fn gets the old text (NULL and 0 when there is none) and gives the new
  * one (malloc'd); the lock, the link rules, the atomic replacement and
- * *changed are as above, the mode is mode, and what ("env file") names
- * the file in messages.
+ * *changed are as above, the mode is mode (a file with group bits in mode
+ * keeps the group an operator gave it, so that another program may read
+ * it), and what ("env file") names the file in messages.
  */
 typedef hr_service_status (*hr_rewrite_fn) (const char *old, size_t oldlen, void *arg,
 											char **new, size_t *newlen,

@@ -396,6 +396,7 @@ hr_safe_file_rewrite(const char *path, const char *what, mode_t mode,
 	int			fd = -1;
 	int			same;
 	mode_t		oldmode = 0;
+	gid_t		oldgid = (gid_t) -1;
 
 	if (changed)
 		*changed = 0;
@@ -495,6 +496,7 @@ hr_safe_file_rewrite(const char *path, const char *what, mode_t mode,
 			goto done;
 		}
 		oldmode = sb.st_mode & 07777;
+		oldgid = sb.st_gid;
 		if (read_all(fd, &old, &oldlen) != 0)
 		{
 			if (errno == ENOMEM)
@@ -536,7 +538,9 @@ hr_safe_file_rewrite(const char *path, const char *what, mode_t mode,
 		tmppath = NULL;
 		goto done;
 	}
-	if (fchmod(fd, mode) != 0 || write_all(fd, new, newlen) != 0 ||
+	if ((existed && (mode & 070) && oldgid != getegid() &&
+		 fchown(fd, (uid_t) -1, oldgid) != 0) ||
+		fchmod(fd, mode) != 0 || write_all(fd, new, newlen) != 0 ||
 		fsync(fd) != 0)
 	{
 		st = io_error(err, "could not write temporary file \"%s\"", tmppath, errno);

@@ -37,6 +37,7 @@
 #include "hr_watch_feed.h"
 #include "hr_watch_opts.h"
 #include "hr_watch_sinks.h"
+#include "hr_watch_pgbouncer.h"
 
 /* Ask for a check of app i; with mu held.  Returns the ticket. */
 static unsigned long
@@ -199,6 +200,7 @@ write_entries(hr_watch *w, int i, const hr_response *r, char *rewritten,
 			status = EX_SOFTWARE;
 			break;
 		}
+		hr_wpgb_set(w, k, res.params.n, res.params.keywords, res.params.values);
 		st = hr_service_file_set(w->service_file, e->service, res.params.n,
 								 (const char *const *) res.params.keywords,
 								 (const char *const *) res.params.values, &changed, &serr);
@@ -224,6 +226,8 @@ write_entries(hr_watch *w, int i, const hr_response *r, char *rewritten,
 	for (k = 0; k < w->nentries; k++)
 		hr_free_secret(fresh[k]);
 	free(fresh);
+	if (status == 0)
+		hr_wpgb_kick(w);
 	return status;
 }
 
@@ -547,6 +551,8 @@ hr_watch_health(hr_watch *w)
 	else
 		json_object_object_add(root, "last_event", NULL);
 	hr_watch_dbs_health(w, clusters);
+	hr_wpgb_health(w, root, &ok);
+	json_object_object_add(root, "status", json_object_new_string(ok ? "ok" : "degraded"));
 	json_object_object_add(root, "clusters", clusters);
 	pthread_mutex_unlock(&w->mu);
 #undef STAMP

@@ -81,6 +81,7 @@ typedef struct hr_watch_http hr_watch_http;
 typedef struct hr_wfeed hr_wfeed;
 typedef struct hr_watch_onchange hr_watch_onchange;
 typedef struct hr_watch_metrics hr_watch_metrics;
+typedef struct hr_wpgb hr_wpgb;
 struct json_object;
 
 typedef struct hr_watch
@@ -133,6 +134,7 @@ typedef struct hr_watch
 	hr_watch_dbs *dbs;
 	hr_watch_http *http;
 	hr_wfeed    *feed;
+	hr_wpgb    *pgb;			/* --pgbouncer (hr_watch_pgbouncer.c) */
 	hr_http    *api;
 	hr_watch_onchange *onchange;
 	hr_watch_metrics *metrics;

@@ -25,6 +25,7 @@
 #include "hr_watch_feed.h"
 #include "hr_watch_opts.h"
 #include "hr_watch_sinks.h"
+#include "hr_watch_pgbouncer.h"
 
 /* The interrupt callback of API requests: give up when stopping. */
 static int
@@ -100,6 +101,7 @@ finish(hr_watch *w, int status)
 	hr_watch_metrics_stop(w);
 	hr_watch_onchange_stop(w);
 	hr_watch_dbs_stop(w);
+	hr_wpgb_stop(w);
 	hr_wfeed_free(w->feed);
 	hr_http_free(w->api);
 	if (status == 0)
@@ -176,6 +178,10 @@ hr_watch_main(int argc, char **argv)
 		return finish(&w, rc);
 	}
 
+	/* a PgBouncer that would send the passwords without TLS: no start */
+	if ((rc = hr_wpgb_check_start(&w)) != 0)
+		return finish(&w, rc);
+
 	/* the sinks beside the service file: metrics listener, on-change thread */
 	if (hr_watch_metrics_init(&w) != 0 || hr_watch_onchange_start(&w) != 0)
 	{
@@ -199,6 +205,8 @@ hr_watch_main(int argc, char **argv)
 			hr_cli_fail(start_hint(rc), "app %s: %s", w.apps[i].ident, w.apps[i].last_error);
 			return finish(&w, rc);
 		}
+	if ((rc = hr_wpgb_start(&w)) != 0)
+		return finish(&w, rc);
 	if (hr_watch_dbs_start(&w) != 0)
 	{
 		hr_cli_fail("The system is short of resources; retry later.", "could not start the cluster threads");

@@ -23,6 +23,7 @@
 #include "hr_watch_db.h"
 #include "hr_watch_opts.h"
 #include "hr_watch_sinks.h"
+#include "hr_watch_pgbouncer.h"
 
 #define DEFAULT_INTERVAL_MS 30000
 #define MAX_INTERVAL_MS (24L * 3600 * 1000)
@@ -43,6 +44,8 @@ static const struct option watch_options[] = {
 	{"on-change", required_argument, NULL, 1002},
 	{"on-change-timeout", required_argument, NULL, 1003},
 	{"metrics-listen", required_argument, NULL, 1004},
+	{"pgbouncer", required_argument, NULL, 'B'},
+	{"pgbouncer-admin", required_argument, NULL, 'b'},
 	{"api-url", required_argument, NULL, 'a'},
 	{"api-key-file", required_argument, NULL, 'k'},
 	{"netrc-file", required_argument, NULL, 'n'},
@@ -80,7 +83,13 @@ usage(void)
 		   "      --on-change-timeout TIME  kill CMD's process group after TIME\n"
 		   "                           (default 30s)\n"
 		   "      --metrics-listen HOST:PORT  Prometheus metrics at GET /metrics\n"
-		   "                           (see doc/watcher-sinks.md)\n\n");
+		   "                           (see doc/watcher-sinks.md)\n");
+	printf("      --pgbouncer FILE     a [databases] file for PgBouncer's %%include, one\n"
+		   "                           line per --service (mode 0640, its group kept)\n"
+		   "      --pgbouncer-admin CONNINFO  PgBouncer's admin console: RELOAD, then KILL\n"
+		   "                           and RESUME of each changed database after a write;\n"
+		   "                           its server_tls_sslmode must be require or stronger\n"
+		   "                           (see doc/watcher-pgbouncer.md)\n\n");
 	printf("How changes are noticed:\n"
 		   "      --interval TIME      poll the release feed every TIME: 0 (never), or\n"
 		   "                           with a unit: 500ms, 30s, 1min, 1h (default 30s)\n"
@@ -110,10 +119,12 @@ usage(void)
 		   "   70  internal error (out of memory)\n"
 		   "   71  cannot listen on --listen or --metrics-listen HOST:PORT (such as a\n"
 		   "       port in use), or cannot start a thread\n"
-		   "   73  at start: cannot read or write the service file or the env file\n"
+		   "   73  at start: cannot read or write the service file, the env file or\n"
+		   "       --pgbouncer FILE\n"
 		   "   77  not authorized: no token, token rejected (401), no access (402, 403)\n"
 		   "   78  configuration error: bad option value, unreadable token, secret,\n"
-		   "       netrc or CA file, invalid API URL\n"
+		   "       netrc or CA file, invalid API URL; PgBouncer's server_tls_sslmode\n"
+		   "       weaker than require\n"
 		   "An unavailable API at start (69 in the other modes) does not stop the watcher:\n"
 		   "it keeps the old entries and retries.\n");
 }
@@ -476,6 +487,8 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 	const char *per_address = NULL;
 	const char *request_timeout = NULL;
 	const char *on_change_timeout = NULL;
+	const char *pgbouncer = NULL;
+	const char *pgbouncer_admin = NULL;
 	int			c;
 	int			rc;
 
@@ -544,6 +557,12 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 			case 1004:
 				w->metrics_listen = optarg;
 				break;
+			case 'B':
+				pgbouncer = optarg;
+				break;
+			case 'b':
+				pgbouncer_admin = optarg;
+				break;
 			case 'a':
 				w->s.api_url = optarg;
 				break;
@@ -592,6 +611,8 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 		: HR_WATCH_ON_CHANGE_TIMEOUT_MS;
 	w->per_address = HR_WATCH_DEFAULT_PER_ADDRESS;
 	if ((rc = check_values(w, interval, timeout, sslmode, per_address, request_timeout)) != 0)
+		return rc;
+	if ((rc = hr_wpgb_configure(w, pgbouncer, pgbouncer_admin)) != 0)
 		return rc;
 	if (w->interval_ms == 0 && !w->listen)
 		return usage_error("%s", "with --interval 0 only webhooks tell of a change: give --listen");

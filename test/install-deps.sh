@@ -40,7 +40,24 @@ PACKAGES=(
 	libclang-rt-14-dev
 	# the real Prometheus text parser for the watcher's --metrics-listen (test/t/064)
 	python3-prometheus-client
+	# the watcher's --pgbouncer sink is tested against the real one (test/t/059, bench/sinks.sh)
+	pgbouncer
 )
+
+# The packaged PgBouncer service is not wanted: the tests run their own instance on a private
+# port.  Stop it wherever an install (now or earlier) started it; systemctl may not exist.
+stop_packaged_pgbouncer() {
+	if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+		systemctl disable --now pgbouncer.service >/dev/null 2>&1 || true
+	elif command -v service >/dev/null 2>&1 && [[ -x /etc/init.d/pgbouncer ]]; then
+		service pgbouncer stop >/dev/null 2>&1 || true
+	fi
+	local pidf=/var/run/postgresql/pgbouncer.pid
+	if [[ -s $pidf ]] && kill -0 "$(cat "$pidf")" 2>/dev/null &&
+		grep -q pgbouncer "/proc/$(cat "$pidf")/comm" 2>/dev/null; then
+		kill "$(cat "$pidf")" 2>/dev/null || true
+	fi
+}
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -52,6 +69,7 @@ done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
 	echo "install-deps: all ${#PACKAGES[@]} packages present"
+	[[ $(id -u) -ne 0 ]] || stop_packaged_pgbouncer
 	exit 0
 fi
 
@@ -67,3 +85,4 @@ apt-get update -q </dev/null
 apt-get install -y -q --no-install-recommends \
 	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
 	"${missing[@]}" </dev/null
+[[ " ${missing[*]} " != *" pgbouncer "* ]] || stop_packaged_pgbouncer
