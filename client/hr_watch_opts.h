@@ -16,5 +16,7 @@ extern int	hr_watch_configure(hr_watch *w, int argc, char **argv);
 extern int	hr_watch_load_secrets(hr_watch *w, int at_start);
 extern long hr_watch_parse_duration_ms(const char *text);
 extern void hr_watch_free_config(hr_watch *w);
+/* hr_watch_usage.c: --help */
+extern void hr_watch_usage(void);
 
 #endif							/* HR_WATCH_OPTS_H */
