@@ -190,6 +190,7 @@ add_service(hr_watch *w, const char *spec)
 		return EX_SOFTWARE;
 	}
 	w->entries = grown;
+	memset(&w->entries[w->nentries], 0, sizeof(hr_watch_entry));
 	w->entries[w->nentries].service = strdup(name);
 	w->entries[w->nentries].config_var = strdup(var);
 	w->entries[w->nentries].app = idx;

@@ -205,11 +205,13 @@ other path 404
 healthz 200
 POST healthz 405
 EOF2
-	# the first event made one request; nothing after it made any or changed the file
+	# the first event made one request; nothing after it made any or changed the file (the
+	# feed may follow the app once more when its release fell in the second of a listing:
+	# one conditional request, never one per refusal)
 	sleep 1.1
 	after=$(watch_cv_requests)
-	watch_check "refusals and the replay: no API request (the applied event made $((after - before)))" \
-		test "$after" = $((before + 1))
+	watch_check "refusals and the replay: no API request (the applied event and the feed made $((after - before)))" \
+		test "$after" -ge $((before + 1)) -a "$after" -le $((before + 2))
 	watch_check 'refusals and the replay: the service file is unchanged' \
 		cmp -s "$WATCH_WORK/pg_service.conf" "$WATCH_WORK/before.conf"
 
