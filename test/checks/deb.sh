@@ -216,7 +216,7 @@ env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="$
 	autopkgtest --output-dir "$WORK/autopkgtest" --summary "$WORK/autopkgtest.summary" \
 	--env "HR_TEST_DIR=$WORK/testenv" --env "HR_LOCAL_PORT=$port" --env "HR_REMOTE_PORT=$((port + 1))" \
 	--env "HR_REMOTE2_PORT=$((port + 2))" --env "HR_MOCK_PORT=$((port + 3))" \
-	--env "HR_MOCK_TLS_PORT=$((port + 4))" \
+	--env "HR_MOCK_TLS_PORT=$((port + 4))" --env "HR_MTLS_PORT=$((port + 5))" \
 	"${debs[@]}" "$WORK/heroku-resolver_$debver.dsc" -- null >"$WORK/autopkgtest.log" 2>&1 || atp_rc=$?
 sed 's/^/  /' "$WORK/autopkgtest.summary" 2>/dev/null || true
 if ((atp_rc != 0)); then

@@ -585,7 +585,7 @@ run_major() {
 	REMOTE_PORT=$((port + 3))
 	if ! HR_TEST_DIR=$ENV_DIR HR_LOCAL_PGBIN=$BINDIR HR_LOCAL_LIBRARY_PATH=$RUNLIBS HR_PGBIN=$SYS_PGBIN \
 		HR_MOCK_PORT=$port HR_MOCK_TLS_PORT=$((port + 1)) HR_LOCAL_PORT=$LOCAL_PORT \
-		HR_REMOTE_PORT=$REMOTE_PORT HR_REMOTE2_PORT=$((port + 4)) HR_LOCAL_PRELOAD='' \
+		HR_REMOTE_PORT=$REMOTE_PORT HR_REMOTE2_PORT=$((port + 4)) HR_MTLS_PORT=$((port + 5)) HR_LOCAL_PRELOAD='' \
 		bash "$REPO_TOP/test/testenv.sh" start >"$dir/testenv.log" 2>&1 9>&-; then
 		tail -n 20 "$dir/testenv.log"
 		REGRESS[$major]='FAIL (environment)'
