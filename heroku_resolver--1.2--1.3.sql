@@ -51,14 +51,14 @@ COMMENT ON FUNCTION heroku_tls_unset(text, text) IS
 CREATE FUNCTION heroku_tls_not_after(certificate text)
 RETURNS timestamptz
 AS 'MODULE_PATHNAME', 'heroku_tls_not_after'
-LANGUAGE C VOLATILE STRICT;
+LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION heroku_tls_not_after(text) IS
 'the not-after time of the first certificate of a PEM file on this server (superuser only)';
 
 CREATE VIEW heroku_tls AS
     SELECT t.app, t.config_var, t.sslcert, t.sslkey, t.sslrootcert,
-           heroku_tls_not_after(t.sslcert) AS not_after
+           CASE WHEN t.sslcert IS NOT NULL THEN heroku_tls_not_after(t.sslcert) END AS not_after
       FROM heroku_tls_files t;
 
 COMMENT ON VIEW heroku_tls IS

@@ -117,7 +117,7 @@ PG_FUNCTION_INFO_V1(heroku_tls_not_after);
 Datum
 heroku_tls_not_after(PG_FUNCTION_ARGS)
 {
-	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *path;
 	TimestampTz t;
 
 	if (!superuser())
@@ -125,6 +125,7 @@ heroku_tls_not_after(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function heroku_tls_not_after"),
 				 errdetail("Only superusers may read the mutual TLS files.")));
+	path = hr_pg_text_arg(fcinfo, 0, "certificate");
 	if (path[0] != '/' || !hr_x509_not_after(path, &t))
 		PG_RETURN_NULL();
 	PG_RETURN_TIMESTAMPTZ(t);
