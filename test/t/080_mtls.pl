@@ -179,7 +179,7 @@ unlike($node->safe_psql('postgres', q{SELECT heroku_dblink_url('myapp')}), qr/ss
 	'another app gets no files');
 is($node->safe_psql('postgres',
 	q{SELECT app || '|' || coalesce(config_var, '-') || '|' || (not_after > now() + interval '300 days') FROM heroku_tls}),
-	'private-app|-|t', 'the heroku_tls view lists the files and the client certificate\'s not_after');
+	'private-app|-|true', 'the heroku_tls view lists the files and the client certificate\'s not_after');
 
 # a row for the config var wins over the app's row
 $node->safe_psql('postgres',
