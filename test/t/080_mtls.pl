@@ -352,6 +352,32 @@ ok(run([ 'cc', '-o', $example, "$FindBin::Bin/../../client/example.c", split(' '
 		'library: a key readable by others is refused before any request');
 }
 
+# ---------------------------------------- the background worker's expiry LOG line
+my $wnode = preloaded_node('mtls_worker', $mock_url, qq{
+heroku.allow_local_hosts = on
+heroku.api_key_file = '$ENV{HR_API_KEY_FILE}'
+heroku.watch_interval = 0
+heroku.refresh_interval = '1s'
+heroku.database = 'postgres'
+});
+$wnode->start;
+$wnode->safe_psql('postgres', qq{
+CREATE EXTENSION postgres_fdw;
+CREATE EXTENSION heroku_resolver;
+SELECT heroku_tls_set('private-app', sslcert => '$short_cert', sslkey => '$short_key', sslrootcert => '$root');
+SELECT heroku_fdw_create_server('wk', 'private-app');
+CREATE FOREIGN TABLE wk_orders (id int) SERVER wk OPTIONS (table_name 'orders');
+});
+ok($wnode->wait_for_log(qr/LOG:  client certificate "\Q$short_cert\E" of Heroku app "private-app" expires on/),
+	'the background refresher logs a client certificate that ends within 30 days');
+rotate('private-app');
+ok(wait_until(sub { my @r = $wnode->psql('postgres', 'SELECT count(*) FROM wk_orders'); $r[0] == 0 && $r[1] eq '7' }, 30),
+	'the refresher carries the rotated password onto the server and keeps the files');
+is($wnode->safe_psql('postgres', "$srv_sql 'wk'"),
+	"sslcert=$short_cert sslkey=$short_key sslmode=verify-ca sslrootcert=$root", '... which are still on it');
+$wnode->stop;
+ok(!has_secret(slurp_file($wnode->logfile)), 'the worker node\'s log holds no password and no key material');
+
 # -------------------------------------------------- nothing secret in the log
 $node->stop;
 ok(!has_secret(slurp_file($node->logfile)), 'the server log holds no password and no key material');
