@@ -165,6 +165,8 @@ is($node->safe_psql('postgres', q{SELECT heroku_tls_unset('private-app')}), 'f',
 $node->safe_psql('postgres',
 	"SELECT heroku_tls_set('private-app', sslcert => '$cert', sslkey => '$key', sslrootcert => '$root')");
 is($node->safe_psql('postgres', $count_sql), 7, 'with the files set, dblink(heroku_dblink_url()) reaches the private database');
+is($node->safe_psql('postgres', $count_sql, extra_params => [ '-U', 'alice' ]), 7,
+	'... also for a non-superuser granted heroku_dblink_url (password and certificate)');
 my $ci = $node->safe_psql('postgres', q{SELECT heroku_dblink_url('private-app')});
 like($ci, qr/sslmode='verify-ca' sslcert='\Q$cert\E' sslkey='\Q$key\E' sslrootcert='\Q$root\E'/,
 	'heroku_dblink_url carries the three files and sslmode verify-ca');
