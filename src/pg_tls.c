@@ -26,7 +26,10 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -49,15 +52,25 @@ typedef struct TlsFiles
 	char	   *sslrootcert;
 } TlsFiles;
 
-/* The OID of the extension's table in this database, or InvalidOid. */
+/*
+ * The OID of the extension's table in this database, or InvalidOid (not
+ * installed, or a version before 1.3).  A table of that name that is not a
+ * member of the extension (someone who may create in its schema made it
+ * before ALTER EXTENSION ... UPDATE) is never read: it could choose files.
+ */
 static Oid
 tls_table(void)
 {
 	Oid			nsp = hr_extension_schema("heroku_resolver");
+	Oid			relid;
 
 	if (!OidIsValid(nsp))
 		return InvalidOid;
-	return get_relname_relid(HR_TLS_TABLE, nsp);
+	relid = get_relname_relid(HR_TLS_TABLE, nsp);
+	if (!OidIsValid(relid) ||
+		getExtensionOfObject(RelationRelationId, relid) != get_extension_oid("heroku_resolver", true))
+		return InvalidOid;
+	return relid;
 }
 
 /* A text column of tup as a palloc'd C string, or NULL. */

@@ -22,7 +22,7 @@ use lib $FindBin::Bin;
 use HrTest;
 
 need_env(qw(HEROKU_MOCK_URL HR_API_KEY_FILE HR_ROTATE HR_TEST_DIR HR_MTLS_PORT HR_TEST_CA
-	HR_CLIENT_CERT HR_CLIENT_KEY HR_CLIENT_SHORT_CERT HR_CLIENT_SHORT_KEY HR_CLIENT_ROGUE_CERT));
+	HR_CLIENT_CERT HR_CLIENT_KEY HR_CLIENT_SHORT_CERT HR_CLIENT_SHORT_KEY HR_CLIENT_CA));
 my $mock_url = $ENV{HEROKU_MOCK_URL};
 my ($cert, $key, $root) = @ENV{qw(HR_CLIENT_CERT HR_CLIENT_KEY HR_TEST_CA)};
 my ($short_cert, $short_key) = @ENV{qw(HR_CLIENT_SHORT_CERT HR_CLIENT_SHORT_KEY)};
@@ -94,6 +94,7 @@ my $count_sql = q{SELECT n FROM dblink(heroku_dblink_url('private-app'), 'SELECT
 
 # --------------------------------------------------------- without the files
 my ($ret, $out, $err) = $node->psql('postgres', $count_sql);
+my $e;
 isnt($ret, 0, 'without mutual TLS files dblink cannot reach the private database');
 like($err, qr/connection requires a valid client certificate/, '... the server wants a client certificate');
 ok(!has_secret($err), '... and the error holds no password');
@@ -183,6 +184,19 @@ is($node->safe_psql('postgres',
 	q{SELECT app || '|' || coalesce(config_var, '-') || '|' || (not_after > now() + interval '300 days') FROM heroku_tls}),
 	'private-app|-|true', 'the heroku_tls view lists the files and the client certificate\'s not_after');
 
+is($node->safe_psql('postgres',
+	q{SELECT heroku_dblink_connect('c', 'private-app'); SELECT n FROM dblink('c', 'SELECT count(*) FROM orders') AS t(n bigint)}),
+	"OK\n7", 'heroku_dblink_connect() carries the files too');
+
+# a root certificate that does not verify the server
+$node->safe_psql('postgres',
+	"SELECT heroku_tls_set('private-app', sslcert => '$cert', sslkey => '$key', sslrootcert => '$ENV{HR_CLIENT_CA}')");
+$e = sql_error($count_sql);
+like($e, qr/certificate verify failed/, 'a root certificate that does not verify the server: the connection fails');
+ok(!has_secret($e), '... with no password in the message');
+$node->safe_psql('postgres',
+	"SELECT heroku_tls_set('private-app', sslcert => '$cert', sslkey => '$key', sslrootcert => '$root')");
+
 # a row for the config var wins over the app's row
 $node->safe_psql('postgres',
 	"SELECT heroku_tls_set('private-app', 'OTHER_URL', sslrootcert => '$root')");
@@ -193,11 +207,21 @@ like($node->safe_psql('postgres', q{SELECT heroku_dblink_url('private-app')}), q
 is($node->safe_psql('postgres', q{SELECT heroku_tls_unset('private-app', 'OTHER_URL')}), 't',
 	'heroku_tls_unset of one config var returns true');
 
+# ------------------------- a look-alike table that is not the extension's is never read
+$node->safe_psql('postgres', q{CREATE ROLE dbowner LOGIN; CREATE DATABASE old OWNER dbowner});
+$node->safe_psql('old', q{CREATE EXTENSION dblink; CREATE EXTENSION heroku_resolver VERSION '1.2'});
+$node->safe_psql('old', qq{
+CREATE TABLE heroku_tls_files (app text, config_var text, sslcert text, sslkey text, sslrootcert text);
+INSERT INTO heroku_tls_files VALUES ('private-app', NULL, '$cert', '$key', '$root');
+}, extra_params => [ '-U', 'dbowner' ]);
+unlike($node->safe_psql('old', q{SET heroku.cache_ttl = 0; SELECT heroku_dblink_url('private-app')}), qr/sslcert/,
+	'a table of that name made by a database owner under extension 1.2 is not read');
+
 # ---------------------------------------------- a config var never names the files
 mock_call('POST', '/__mock/faults', { kind => 'body', path => '^/apps/private-app/config-vars', count => 1,
 	body => encode_json({ DATABASE_URL => "postgres://u:secretpw1234\@127.0.0.1:$ENV{HR_MTLS_PORT}/appdb?sslcert=/etc/passwd&sslkey=/etc/shadow" }) });
 $secrets{'secretpw1234'} = 1;
-my $e = sql_error(q{SELECT heroku_dblink_url('private-app')});
+$e = sql_error(q{SELECT heroku_dblink_url('private-app')});
 like($e, qr/ERROR:  22023: .*sslcert/, 'a config var naming sslcert is refused (22023)');
 ok(!has_secret($e), '... with no password in the message');
 
