@@ -409,7 +409,7 @@ client_check() {
 	local build=$1 log=$2 want have out key
 	{
 		want=$(sed -n 's/^extern [^(]*[^a-z_]\(hr_[a-z0-9_]*\)(.*/\1/p' "$build/heroku_resolver.h" | sort -u)
-		have=$(nm -D --defined-only "$build/client/libheroku_resolver.so.1.0" | awk '{print $3}' |
+		have=$(nm -D --defined-only "$build/client/libheroku_resolver.so.1" | awk '{print $3}' |
 			sed 's/@.*//' | grep '^hr_' | sort -u)
 		if [[ $want != "$have" ]]; then
 			echo "the library exports:"
@@ -419,7 +419,7 @@ client_check() {
 			return 1
 		fi
 		echo "exports the $(wc -l <<<"$want") functions heroku_resolver.h declares"
-		[[ -f $LIBDIR/libheroku_resolver.so.1.0 && -f $INCLUDEDIR/heroku_resolver.h ]] || {
+		[[ -f $LIBDIR/libheroku_resolver.so.1 && -f $INCLUDEDIR/heroku_resolver.h ]] || {
 			echo "not installed into the tree"
 			return 1
 		}
