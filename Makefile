@@ -37,7 +37,7 @@ $(OBJS): heroku_resolver.h $(wildcard src/*.h)
 # from the same src/hr_*.c files, without the server include path, plus
 # client/hr_client.c) and the heroku-pg-resolve command.  See doc/client.md.
 HR_SO_MAJOR = 1
-HR_SO_MINOR = 0
+HR_SO_MINOR = 1
 HR_LIB = libheroku_resolver
 HR_LIB_SONAME = $(HR_LIB).so.$(HR_SO_MAJOR)
 HR_LIB_REAL = $(HR_LIB).so.$(HR_SO_MAJOR).$(HR_SO_MINOR)

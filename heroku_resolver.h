@@ -213,6 +213,35 @@ extern hr_code hr_result_from_url(const char *url, hr_sslmode min_sslmode,
 								  const char *app, const char *config_var,
 								  hr_result *out, hr_error *err);
 
+/*
+ * Mutual TLS (Private and Shield databases reached from outside Heroku):
+ * the client certificate (chain), its private key and the root
+ * certificate that verifies the server, as files.  They come from the
+ * operator, never from a config var.  Every pointer may be NULL or "".
+ */
+typedef struct hr_tls_files
+{
+	const char *sslcert;
+	const char *sslkey;
+	const char *sslrootcert;
+} hr_tls_files;
+
+/*
+ * Check the files as libpq will: absolute paths this process can read, a
+ * certificate and a key together, a key open to no one else (0600 or
+ * less; 0640 if owned by root).  On failure HR_EINVAL, with err->sys_errno
+ * ENOENT or ENOTDIR (missing), EACCES (unreadable), EPERM (key open to
+ * others) or EINVAL (other); the message names the file.  f may be NULL.
+ */
+extern hr_code hr_tls_check(const hr_tls_files *f, hr_error *err);
+
+/*
+ * Add the files to a resolution (its pairs, conninfo and URL); with a root
+ * certificate sslmode becomes at least verify-ca.  f may be NULL.
+ */
+extern hr_code hr_result_add_tls(hr_result *r, const hr_tls_files *f,
+								 hr_error *err);
+
 /* Zero then free a string that held a secret. */
 extern void hr_free_secret(char *s);
 
@@ -284,6 +313,21 @@ extern struct pg_conn *hr_connect(hr_http *http, const hr_settings *s,
 								  const char *app, const char *config_var,
 								  hr_result *last, int *retried,
 								  hr_error *err);
+
+/*
+ * The same three with mutual TLS files (tls may be NULL): checked with
+ * hr_tls_check() before the API is asked, and added to every answer.
+ */
+extern char *hr_resolve_conninfo_tls(hr_http *http, const hr_settings *s,
+									 const char *app, const char *config_var,
+									 const hr_tls_files *tls, hr_error *err);
+extern char *hr_resolve_url_tls(hr_http *http, const hr_settings *s,
+								const char *app, const char *config_var,
+								const hr_tls_files *tls, hr_error *err);
+extern struct pg_conn *hr_connect_tls(hr_http *http, const hr_settings *s,
+									  const char *app, const char *config_var,
+									  const hr_tls_files *tls, hr_result *last,
+									  int *retried, hr_error *err);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,9 @@
  * was rotated, the database moved) is the API asked again, with one retry.
  *
  * The token comes from HEROKU_API_KEY or ~/.netrc; HEROKU_API_URL, if set,
- * replaces https://api.heroku.com.
+ * replaces https://api.heroku.com.  For a Private or Shield database over
+ * mutual TLS, HEROKU_PG_SSLCERT, HEROKU_PG_SSLKEY and HEROKU_PG_SSLROOTCERT
+ * name the files of "heroku data:mtls:certificates:download".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +52,7 @@ main(int argc, char **argv)
 	hr_error	err;
 	hr_result	last;
 	hr_http    *http;
+	hr_tls_files tls;
 	char		line[256];
 	int			status = 0;
 
@@ -60,6 +63,9 @@ main(int argc, char **argv)
 	}
 	hr_settings_init(&settings);
 	settings.api_url = getenv("HEROKU_API_URL");	/* NULL: the default */
+	tls.sslcert = getenv("HEROKU_PG_SSLCERT");	/* NULL: none */
+	tls.sslkey = getenv("HEROKU_PG_SSLKEY");
+	tls.sslrootcert = getenv("HEROKU_PG_SSLROOTCERT");
 
 	/* once per process, before any thread starts */
 	if (hr_global_init(&err) != HR_OK || (http = hr_http_new()) == NULL)
@@ -71,8 +77,8 @@ main(int argc, char **argv)
 	do
 	{
 		int			retried;
-		PGconn	   *conn = hr_connect(http, &settings, app, config_var,
-									  &last, &retried, &err);
+		PGconn	   *conn = hr_connect_tls(http, &settings, app, config_var,
+										  &tls, &last, &retried, &err);
 
 		if (conn == NULL)
 		{

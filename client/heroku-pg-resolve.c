@@ -59,6 +59,9 @@ static const struct option long_options[] = {
 	{"ca-file", required_argument, NULL, 'c'},
 	{"timeout", required_argument, NULL, 't'},
 	{"min-sslmode", required_argument, NULL, 'm'},
+	{"sslcert", required_argument, NULL, 'C'},
+	{"sslkey", required_argument, NULL, 'K'},
+	{"sslrootcert", required_argument, NULL, 'R'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0}
@@ -98,6 +101,11 @@ usage(void)
 		   "      --timeout TIME       API request time limit: milliseconds, or with\n"
 		   "                           \"ms\" or \"s\" (default %d ms)\n"
 		   "      --min-sslmode MODE   require (default), verify-ca or verify-full\n"
+		   "      --sslcert FILE       client certificate (chain) for mutual TLS\n"
+		   "      --sslkey FILE        its private key (mode 0600 or less)\n"
+		   "      --sslrootcert FILE   root certificate of the server; sslmode becomes\n"
+		   "                           verify-ca at least (Private and Shield databases:\n"
+		   "                           heroku data:mtls:certificates:download)\n"
 		   "  -h, --help               show this help and exit\n"
 		   "  -V, --version            show the version and exit\n\n",
 		   HR_DEFAULT_API_URL, HR_DEFAULT_TIMEOUT_MS);
@@ -120,7 +128,8 @@ usage(void)
 		   "   74  cannot write the output\n"
 		   "   77  not authorized: no token, token rejected (401), no access (402, 403)\n"
 		   "   78  configuration error: bad option value, unreadable token, netrc or CA\n"
-		   "       file, invalid API URL\n"
+		   "       file, invalid API URL; a --sslcert, --sslkey or --sslrootcert file\n"
+		   "       missing, unreadable or not absolute, a key readable by others\n"
 		   "  126  --exec: COMMAND cannot be run\n"
 		   "  127  --exec: COMMAND not found\n");
 }
@@ -366,6 +375,7 @@ main(int argc, char **argv)
 	hr_error	err;
 	hr_http    *http;
 	hr_result	r;
+	hr_tls_files tls = {NULL, NULL, NULL};
 
 	/* heroku-pg-resolve watch ...: client/hr_watch*.c ("-- watch" resolves an app "watch") */
 	if (argc > 1 && strcmp(argv[1], "watch") == 0)
@@ -418,6 +428,15 @@ main(int argc, char **argv)
 				break;
 			case 'm':
 				sslmode_text = optarg;
+				break;
+			case 'C':
+				tls.sslcert = optarg;
+				break;
+			case 'K':
+				tls.sslkey = optarg;
+				break;
+			case 'R':
+				tls.sslrootcert = optarg;
 				break;
 			case 'h':
 				usage();
@@ -517,6 +536,14 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 
+	memset(&err, 0, sizeof(err));
+	if (hr_tls_check(&tls, &err) != HR_OK)
+	{
+		hr_cli_fail(err.hint[0] ? err.hint : "Give absolute paths of readable files: the three of heroku data:mtls:certificates:download.",
+					"%s", err.message);
+		return EX_CONFIG;
+	}
+
 	snprintf(ua, sizeof(ua), "%s/%s", PROG, hr_version());
 	s.user_agent = ua;
 	api_host_of(s.api_url ? s.api_url : HR_DEFAULT_API_URL, api_host, sizeof(api_host));
@@ -532,6 +559,8 @@ main(int argc, char **argv)
 	}
 	rc = hr_resolve(http, &s, app, config_var, &r, &err);
 	hr_http_free(http);
+	if (rc == HR_OK && (rc = hr_result_add_tls(&r, &tls, &err)) != HR_OK)
+		hr_result_free(&r);
 	if (rc != HR_OK)
 		return report(&err, &s, api_host);
 

@@ -18,16 +18,26 @@
 
 #define HR_DEFAULT_CONFIG_VAR "DATABASE_URL"
 
-/* Resolve with http, or with a temporary handle when http is NULL. */
+/*
+ * Resolve with http, or with a temporary handle when http is NULL; the
+ * mutual TLS files (tls may be NULL) are checked first and added after.
+ */
 static hr_code
 resolve(hr_http *http, const hr_settings *s, const char *app,
-		const char *config_var, hr_result *out, hr_error *err)
+		const char *config_var, const hr_tls_files *tls, hr_result *out,
+		hr_error *err)
 {
 	hr_http    *own = NULL;
 	hr_code		rc;
 
 	if (config_var == NULL)
 		config_var = HR_DEFAULT_CONFIG_VAR;
+	rc = hr_tls_check(tls, err);
+	if (rc != HR_OK)
+	{
+		memset(out, 0, sizeof(*out));
+		return rc;
+	}
 	if (http == NULL)
 	{
 		rc = hr_global_init(err);
@@ -54,18 +64,25 @@ resolve(hr_http *http, const hr_settings *s, const char *app,
 	}
 	rc = hr_resolve(http, s, app, config_var, out, err);
 	hr_http_free(own);
+	if (rc == HR_OK)
+	{
+		rc = hr_result_add_tls(out, tls, err);
+		if (rc != HR_OK)
+			hr_result_free(out);
+	}
 	return rc;
 }
 
 /* Take one string out of a resolution and free the rest. */
 static char *
 resolve_string(hr_http *http, const hr_settings *s, const char *app,
-			   const char *config_var, int want_url, hr_error *err)
+			   const char *config_var, const hr_tls_files *tls, int want_url,
+			   hr_error *err)
 {
 	hr_result	r;
 	char	   *str;
 
-	if (resolve(http, s, app, config_var, &r, err) != HR_OK)
+	if (resolve(http, s, app, config_var, tls, &r, err) != HR_OK)
 		return NULL;
 	if (want_url)
 	{
@@ -85,14 +102,30 @@ char *
 hr_resolve_conninfo(hr_http *http, const hr_settings *s, const char *app,
 					const char *config_var, hr_error *err)
 {
-	return resolve_string(http, s, app, config_var, 0, err);
+	return resolve_string(http, s, app, config_var, NULL, 0, err);
 }
 
 char *
 hr_resolve_url(hr_http *http, const hr_settings *s, const char *app,
 			   const char *config_var, hr_error *err)
 {
-	return resolve_string(http, s, app, config_var, 1, err);
+	return resolve_string(http, s, app, config_var, NULL, 1, err);
+}
+
+char *
+hr_resolve_conninfo_tls(hr_http *http, const hr_settings *s, const char *app,
+						const char *config_var, const hr_tls_files *tls,
+						hr_error *err)
+{
+	return resolve_string(http, s, app, config_var, tls, 0, err);
+}
+
+char *
+hr_resolve_url_tls(hr_http *http, const hr_settings *s, const char *app,
+				   const char *config_var, const hr_tls_files *tls,
+				   hr_error *err)
+{
+	return resolve_string(http, s, app, config_var, tls, 1, err);
 }
 
 /*
@@ -163,6 +196,15 @@ hr_connect(hr_http *http, const hr_settings *s, const char *app,
 		   const char *config_var, hr_result *last, int *retried,
 		   hr_error *err)
 {
+	return hr_connect_tls(http, s, app, config_var, NULL, last, retried, err);
+}
+
+/* hr_connect with mutual TLS files (tls may be NULL): on every resolution. */
+struct pg_conn *
+hr_connect_tls(hr_http *http, const hr_settings *s, const char *app,
+			   const char *config_var, const hr_tls_files *tls,
+			   hr_result *last, int *retried, hr_error *err)
+{
 	hr_result	local;
 	hr_result	fresh;
 	hr_result  *cur = last ? last : &local;
@@ -182,7 +224,7 @@ hr_connect(hr_http *http, const hr_settings *s, const char *app,
 	if (cur->conninfo == NULL || cur->params.n == 0)
 	{
 		hr_result_free(cur);
-		if (resolve(http, s, app, config_var, cur, err) != HR_OK)
+		if (resolve(http, s, app, config_var, tls, cur, err) != HR_OK)
 			return NULL;
 	}
 	conn = connect_params(&cur->params);
@@ -203,7 +245,7 @@ hr_connect(hr_http *http, const hr_settings *s, const char *app,
 	snprintf(why, sizeof(why), "%s", PQerrorMessage(conn));
 	PQfinish(conn);
 	*retried = 1;
-	if (resolve(http, s, app, config_var, &fresh, err) != HR_OK)
+	if (resolve(http, s, app, config_var, tls, &fresh, err) != HR_OK)
 	{
 		note_first_failure(err, why);
 		if (cur == &local)

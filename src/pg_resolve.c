@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "pg_heroku.h"
+#include "pg_tls.h"
 
 /* Copy the core's malloc'd result into palloc'd memory. */
 static HrResolved *
@@ -111,6 +112,7 @@ hr_pg_resolve(const char *app, const char *config_var, bool fresh)
 	char	   *url;
 	char	   *used_var;
 	hr_code		rc;
+	HrResolved *res;
 
 	memset(&err, 0, sizeof(err));
 	if (hr_check_names(app, config_var, &err) != HR_OK)
@@ -125,5 +127,8 @@ hr_pg_resolve(const char *app, const char *config_var, bool fresh)
 	pfree(used_var);
 	if (rc != HR_OK)
 		hr_pg_report(ERROR, &err);
-	return copy_result(&last_parse.r);
+	res = copy_result(&last_parse.r);
+	/* mutual TLS files a superuser set for the app (heroku_tls_set) */
+	hr_tls_apply(res, app);
+	return res;
 }

@@ -71,6 +71,7 @@ remote_sock() {
 	case $1 in
 	"$HR_REMOTE_PORT") echo "$HR_REMOTE_SOCK" ;;
 	"$HR_REMOTE2_PORT") echo "$HR_REMOTE2_SOCK" ;;
+	"${HR_MTLS_PORT:-}") echo "$HR_MTLS_SOCK" ;;
 	*) die "$app's URL points at port $1, which is not a test remote" ;;
 	esac
 }

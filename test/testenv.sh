@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The heroku_resolver test environment: a mock of the Heroku Platform API and three PostgreSQL
+# The heroku_resolver test environment: a mock of the Heroku Platform API and four PostgreSQL
 # clusters ("local" runs the extension; "remote" and "remote2" stand in for Heroku Postgres and
-# accept only TLS). Everything lives under $HR_TEST_DIR and is owned by the postgres OS user,
+# accept only TLS; "mtls" stands in for a Private or Shield database reached over mutual TLS: it
+# also wants a client certificate signed by a CA made at start, on top of the password). Everything lives under $HR_TEST_DIR and is owned by the postgres OS user,
 # because initdb, postgres and pg_regress refuse to run as root.
 #
 #   bash test/testenv.sh start|stop|status
@@ -24,13 +25,15 @@ HR_MOCK_TLS_PORT=${HR_MOCK_TLS_PORT:-54381}
 HR_LOCAL_PORT=${HR_LOCAL_PORT:-54330}
 HR_REMOTE_PORT=${HR_REMOTE_PORT:-54331}
 HR_REMOTE2_PORT=${HR_REMOTE2_PORT:-54332}
+HR_MTLS_PORT=${HR_MTLS_PORT:-54333}
 REPO_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Proves a directory was made by this script before anything in it is deleted.
 MARKER=.heroku_resolver_test
-CLUSTERS=(local remote remote2)
+CLUSTERS=(local remote remote2 mtls)
 MYAPP_ID=3f0a4c1e-8a6b-4d6e-9a51-2b7c9d0e1f23
 QUIRKY_ID=7c2e9b4d-1f3a-4e5b-8c6d-0a1b2c3d4e5f
 OTHER_ID=9d8c7b6a-5e4f-4a3b-9c2d-1e0f2a3b4c5d
+PRIVATE_ID=5b1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f
 
 die() {
 	echo "testenv: $*" >&2
@@ -74,12 +77,12 @@ check_setup() {
 	[[ "$HR_TEST_DIR" =~ ^/[A-Za-z0-9._/-]+$ && "$HR_TEST_DIR" != / ]] ||
 		die "HR_TEST_DIR must be an absolute path of [A-Za-z0-9._/-], not /"
 	local p
-	for p in "$HR_MOCK_PORT" "$HR_MOCK_TLS_PORT" "$HR_LOCAL_PORT" "$HR_REMOTE_PORT" "$HR_REMOTE2_PORT"; do
+	for p in "$HR_MOCK_PORT" "$HR_MOCK_TLS_PORT" "$HR_LOCAL_PORT" "$HR_REMOTE_PORT" "$HR_REMOTE2_PORT" "$HR_MTLS_PORT"; do
 		if ! [[ "$p" =~ ^[0-9]+$ ]] || ((p < 1024 || p > 65535)); then die "bad port: $p"; fi
 	done
 	local n
-	n=$(printf '%s\n' "$HR_MOCK_PORT" "$HR_MOCK_TLS_PORT" "$HR_LOCAL_PORT" "$HR_REMOTE_PORT" "$HR_REMOTE2_PORT" | sort -u | wc -l)
-	((n == 5)) || die "the five HR_*_PORT values must differ"
+	n=$(printf '%s\n' "$HR_MOCK_PORT" "$HR_MOCK_TLS_PORT" "$HR_LOCAL_PORT" "$HR_REMOTE_PORT" "$HR_REMOTE2_PORT" "$HR_MTLS_PORT" | sort -u | wc -l)
+	((n == 6)) || die "the six HR_*_PORT values must differ"
 }
 
 # True if something accepts TCP connections on 127.0.0.1:$1.
@@ -92,6 +95,7 @@ cluster_port() {
 	local) echo "$HR_LOCAL_PORT" ;;
 	remote) echo "$HR_REMOTE_PORT" ;;
 	remote2) echo "$HR_REMOTE2_PORT" ;;
+	mtls) echo "$HR_MTLS_PORT" ;;
 	esac
 }
 
@@ -247,6 +251,12 @@ extendedKeyUsage = serverAuth
 subjectAltName = DNS:localhost,IP:127.0.0.1,IP:::1
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid,issuer
+[v3_client]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
 [v3_wrong]
 basicConstraints = CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
@@ -296,12 +306,29 @@ CNF
 		# the running mock and remotes fail with "certificate has expired".
 		cp ca.csr ca-expired.csr
 		selfsign ca-expired ca v3_ca -startdate 20200101000000Z -enddate 20200201000000Z
+		# Mutual TLS (the "mtls" cluster): a CA of its own for client certificates, as a
+		# Private Space's; a client certificate good for a year; one that ends in 10 days
+		# (the expiry warnings); one from another CA (refused by the cluster).
+		key client-ca
+		csr client-ca "/O=heroku_resolver tests/CN=heroku_resolver client CA"
+		selfsign client-ca client-ca v3_ca -days 400
+		key client
+		csr client "/O=heroku_resolver tests/CN=mtls_user"
+		sign client client-ca.crt client-ca.key v3_client -days 365
+		key client-short
+		csr client-short "/O=heroku_resolver tests/CN=mtls_user"
+		sign client-short client-ca.crt client-ca.key v3_client -days 10
+		key client-rogue
+		csr client-rogue "/O=heroku_resolver tests/CN=mtls_user"
+		selfsign client-rogue client-rogue v3_client -days 365
 		rm -f ./*.csr
 	)
 	chmod 0644 "$t"/*.crt
 	chmod 0600 "$t"/*.key
 	openssl verify -CAfile "$t/ca.crt" "$t/server.crt" "$t/wrong-name.crt" >/dev/null ||
 		die "generated certificates do not verify"
+	openssl verify -CAfile "$t/client-ca.crt" "$t/client.crt" "$t/client-short.crt" >/dev/null ||
+		die "generated client certificates do not verify"
 }
 
 # Write a SQL string literal (standard_conforming_strings is on: only ' needs doubling).
@@ -370,12 +397,23 @@ ssl_min_protocol_version = 'TLSv1.2'
 password_encryption = 'scram-sha-256'
 log_connections = on
 CONF
-		cat >"$data/pg_hba.conf" <<'HBA'
+		if [[ $c == mtls ]]; then
+			# a Private/Shield database from outside: the password and a client certificate
+			echo "ssl_ca_file = '$HR_TEST_DIR/tls/client-ca.crt'" >>"$conf"
+			cat >"$data/pg_hba.conf" <<'HBA'
+local all postgres peer
+hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-ca
+hostssl all all ::1/128 scram-sha-256 clientcert=verify-ca
+hostnossl all all all reject
+HBA
+		else
+			cat >"$data/pg_hba.conf" <<'HBA'
 local all postgres peer
 hostssl all all 127.0.0.1/32 scram-sha-256
 hostssl all all ::1/128 scram-sha-256
 hostnossl all all all reject
 HBA
+		fi
 	fi
 }
 
@@ -388,12 +426,13 @@ start_cluster() {
 		}
 }
 
-# appdb with an orders table whose row count tells which remote answered.
+# appdb with an orders table whose row count tells which remote answered; OWNER (default
+# app_user) is the role of the app's URL.
 setup_remote() {
-	local c=$1 rows=$2 app_pw=$3 quirky_pw=${4:-}
+	local c=$1 rows=$2 app_pw=$3 quirky_pw=${4:-} owner=${5:-app_user}
 	{
-		echo "CREATE ROLE app_user LOGIN PASSWORD $(sql_lit "$app_pw");"
-		echo "CREATE DATABASE appdb OWNER app_user;"
+		echo "CREATE ROLE $owner LOGIN PASSWORD $(sql_lit "$app_pw");"
+		echo "CREATE DATABASE appdb OWNER $owner;"
 		if [[ -n $quirky_pw ]]; then
 			echo "CREATE ROLE quirky_user LOGIN PASSWORD $(sql_lit "$quirky_pw");"
 			echo "GRANT CONNECT ON DATABASE appdb TO quirky_user;"
@@ -402,7 +441,7 @@ setup_remote() {
 	{
 		echo "CREATE TABLE orders (id int PRIMARY KEY, amount numeric);"
 		echo "INSERT INTO orders SELECT g, g * 10.50 FROM generate_series(1, $rows) g;"
-		echo "ALTER TABLE orders OWNER TO app_user;"
+		echo "ALTER TABLE orders OWNER TO $owner;"
 		if [[ -n $quirky_pw ]]; then
 			echo "GRANT SELECT ON orders TO quirky_user;"
 		fi
@@ -414,6 +453,7 @@ setup_remote() {
 write_mock_files() {
 	HR_TOKEN=$1 HR_RO_TOKEN=$2 HR_APP_PW=$3 HR_APP2_PW=$4 HR_QUIRKY_PW=$5 HR_TOKEN2=$6 \
 		HR_TOKEN_UUID=$7 HR_TOKEN_OAUTH=$8 \
+		HR_MTLS_PW=$9 HR_MTLS_PORT=$HR_MTLS_PORT PRIVATE_ID=$PRIVATE_ID \
 		HR_TEST_DIR=$HR_TEST_DIR HR_REMOTE_PORT=$HR_REMOTE_PORT HR_REMOTE2_PORT=$HR_REMOTE2_PORT \
 		MYAPP_ID=$MYAPP_ID QUIRKY_ID=$QUIRKY_ID OTHER_ID=$OTHER_ID \
 		"$PY" - <<'PYEOF'
@@ -439,6 +479,7 @@ def write(name, obj):
 my_url = url("app_user", e["HR_APP_PW"], e["HR_REMOTE_PORT"])
 quirky_url = url("quirky_user", e["HR_QUIRKY_PW"], e["HR_REMOTE_PORT"])
 other_url = url("app_user", e["HR_APP2_PW"], e["HR_REMOTE2_PORT"])
+private_url = url("mtls_user", e["HR_MTLS_PW"], e["HR_MTLS_PORT"])
 
 write("tokens.json", {
     e["HR_TOKEN"]: {"email": "test@example.com", "scope": "global"},
@@ -458,9 +499,10 @@ write("mock-data.json", {"apps": {
     }},
     "quirky-app": {"id": e["QUIRKY_ID"], "config_vars": {"DATABASE_URL": quirky_url}},
     "other-app": {"id": e["OTHER_ID"], "config_vars": {"DATABASE_URL": other_url}},
+    "private-app": {"id": e["PRIVATE_ID"], "config_vars": {"DATABASE_URL": private_url}},
 }})
 # every password the run uses; rotate.sh appends, test/checks/secrets.sh reads
-write_lines = [e["HR_APP_PW"], e["HR_APP2_PW"], e["HR_QUIRKY_PW"]]
+write_lines = [e["HR_APP_PW"], e["HR_APP2_PW"], e["HR_QUIRKY_PW"], e["HR_MTLS_PW"]]
 hist = os.path.join(d, "secrets.history")
 fd = os.open(hist, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -469,6 +511,7 @@ write("db-state.json", {
     "myapp": {"url": my_url, "vars": ["DATABASE_URL", "HEROKU_POSTGRESQL_VIOLET_URL"]},
     "quirky-app": {"url": quirky_url, "vars": ["DATABASE_URL"]},
     "other-app": {"url": other_url, "vars": ["DATABASE_URL"]},
+    "private-app": {"url": private_url, "vars": ["DATABASE_URL"]},
 })
 PYEOF
 }
@@ -559,6 +602,18 @@ export HR_EXPIRED_CA=$t/expired-ca.crt
 export HR_EXPIRED_CERT=$t/expired-server.crt
 export HR_EXPIRED_KEY=$t/expired-server.key
 export HR_TEST_CA_EXPIRED=$t/ca-expired.crt
+# mutual TLS: the client CA the mtls cluster trusts, client certificates and keys (0600, postgres's)
+export HR_MTLS_PORT=$HR_MTLS_PORT
+export HR_MTLS_DATA=$HR_TEST_DIR/mtls
+export HR_MTLS_SOCK=$HR_TEST_DIR/sock-mtls
+export HR_PRIVATE_APP_ID=$PRIVATE_ID
+export HR_CLIENT_CA=$t/client-ca.crt
+export HR_CLIENT_CERT=$t/client.crt
+export HR_CLIENT_KEY=$t/client.key
+export HR_CLIENT_SHORT_CERT=$t/client-short.crt
+export HR_CLIENT_SHORT_KEY=$t/client-short.key
+export HR_CLIENT_ROGUE_CERT=$t/client-rogue.crt
+export HR_CLIENT_ROGUE_KEY=$t/client-rogue.key
 export HR_LOCAL_DATA=$HR_TEST_DIR/local
 export HR_REMOTE_DATA=$HR_TEST_DIR/remote
 export HR_REMOTE2_DATA=$HR_TEST_DIR/remote2
@@ -576,9 +631,9 @@ ENV
 }
 
 cmd_start() {
-	local p c token ro_token app_pw app2_pw quirky_pw uuid_token oauth_token
+	local p c token ro_token app_pw app2_pw quirky_pw uuid_token oauth_token mtls_pw
 	cmd_stop
-	for p in "$HR_MOCK_PORT" "$HR_MOCK_TLS_PORT" "$HR_LOCAL_PORT" "$HR_REMOTE_PORT" "$HR_REMOTE2_PORT"; do
+	for p in "$HR_MOCK_PORT" "$HR_MOCK_TLS_PORT" "$HR_LOCAL_PORT" "$HR_REMOTE_PORT" "$HR_REMOTE2_PORT" "$HR_MTLS_PORT"; do
 		! port_open "$p" || die "port $p is already in use by another program"
 	done
 	fresh_dir
@@ -595,6 +650,7 @@ cmd_start() {
 	oauth_token=$(openssl rand -base64 33 | tr '+/' '-_' | tr -d '=\n')
 	app_pw=$(openssl rand -hex 16)
 	app2_pw=$(openssl rand -hex 16)
+	mtls_pw=$(openssl rand -hex 16)
 	quirky_pw="p'a\\ss w@r:d/%#?\"é$(openssl rand -hex 8)"
 	printf '%s\n' "$token" >"$HR_TEST_DIR/api_key"
 	printf '%s\n' "$ro_token" >"$HR_TEST_DIR/api_key_readonly"
@@ -602,7 +658,7 @@ cmd_start() {
 	printf '%s\n' "$uuid_token" >"$HR_TEST_DIR/api_key_uuid"
 	printf '%s\n' "$oauth_token" >"$HR_TEST_DIR/api_key_oauth"
 	printf 'machine 127.0.0.1 login test@example.com password %s\n' "$token" >"$HR_TEST_DIR/netrc"
-	write_mock_files "$token" "$ro_token" "$app_pw" "$app2_pw" "$quirky_pw" "$token2" "$uuid_token" "$oauth_token"
+	write_mock_files "$token" "$ro_token" "$app_pw" "$app2_pw" "$quirky_pw" "$token2" "$uuid_token" "$oauth_token" "$mtls_pw"
 	umask 022
 	if [[ $(id -u) -eq 0 ]]; then chown -R postgres:postgres "$HR_TEST_DIR"; fi
 
@@ -610,12 +666,13 @@ cmd_start() {
 	for c in "${CLUSTERS[@]}"; do start_cluster "$c"; done
 	setup_remote remote 3 "$app_pw" "$quirky_pw"
 	setup_remote remote2 5 "$app2_pw"
+	setup_remote mtls 7 "$mtls_pw" "" mtls_user
 	start_mock
 	write_env_sh
 	if [[ $(id -u) -eq 0 ]]; then chown -R postgres:postgres "$HR_TEST_DIR"; fi
 	make_planted_links
 	say "started in $HR_TEST_DIR: local :$HR_LOCAL_PORT, remote :$HR_REMOTE_PORT," \
-		"remote2 :$HR_REMOTE2_PORT, mock :$HR_MOCK_PORT (TLS :$HR_MOCK_TLS_PORT)"
+		"remote2 :$HR_REMOTE2_PORT, mtls :$HR_MTLS_PORT, mock :$HR_MOCK_PORT (TLS :$HR_MOCK_TLS_PORT)"
 	say "use it with: . $HR_TEST_DIR/env.sh"
 }
 

@@ -143,11 +143,14 @@ for v in $pgvs; do
 		depends "$p" | grep -qE "(^|, )postgresql-$v-jit-llvm " || die "$p has bitcode but no postgresql-$v-jit-llvm dependency"
 	fi
 done
-want libheroku-resolver1 "/usr/lib/$libarch/libheroku_resolver.so.1" "/usr/lib/$libarch/libheroku_resolver.so.1.0"
+# the library's file name carries the Makefile's HR_SO_MAJOR.HR_SO_MINOR
+so_minor=$(sed -n 's/^HR_SO_MINOR = \([0-9]*\)$/\1/p' Makefile)
+[[ -n $so_minor ]] || die "no HR_SO_MINOR in the Makefile"
+want libheroku-resolver1 "/usr/lib/$libarch/libheroku_resolver.so.1" "/usr/lib/$libarch/libheroku_resolver.so.1.$so_minor"
 dpkg-deb --ctrl-tarfile "$(deb libheroku-resolver1)" | tar -t | grep -qx './symbols' || die "libheroku-resolver1 has no symbols file"
 mkdir "$WORK/x"
 dpkg-deb -x "$(deb libheroku-resolver1)" "$WORK/x"
-soname=$(objdump -p "$WORK/x/usr/lib/$libarch/libheroku_resolver.so.1.0" | awk '$1 == "SONAME" { print $2 }')
+soname=$(objdump -p "$WORK/x/usr/lib/$libarch/libheroku_resolver.so.1.$so_minor" | awk '$1 == "SONAME" { print $2 }')
 [[ $soname == libheroku_resolver.so.1 ]] || die "libheroku_resolver's SONAME is $soname, the package is libheroku-resolver1"
 want libheroku-resolver-dev /usr/include/postgresql/heroku_resolver.h "/usr/lib/$libarch/libheroku_resolver.so" \
 	"/usr/lib/$libarch/pkgconfig/heroku_resolver.pc"
@@ -216,7 +219,7 @@ env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="$
 	autopkgtest --output-dir "$WORK/autopkgtest" --summary "$WORK/autopkgtest.summary" \
 	--env "HR_TEST_DIR=$WORK/testenv" --env "HR_LOCAL_PORT=$port" --env "HR_REMOTE_PORT=$((port + 1))" \
 	--env "HR_REMOTE2_PORT=$((port + 2))" --env "HR_MOCK_PORT=$((port + 3))" \
-	--env "HR_MOCK_TLS_PORT=$((port + 4))" \
+	--env "HR_MOCK_TLS_PORT=$((port + 4))" --env "HR_MTLS_PORT=$((port + 5))" \
 	"${debs[@]}" "$WORK/heroku-resolver_$debver.dsc" -- null >"$WORK/autopkgtest.log" 2>&1 || atp_rc=$?
 sed 's/^/  /' "$WORK/autopkgtest.summary" 2>/dev/null || true
 if ((atp_rc != 0)); then

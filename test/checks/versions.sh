@@ -409,7 +409,7 @@ client_check() {
 	local build=$1 log=$2 want have out key
 	{
 		want=$(sed -n 's/^extern [^(]*[^a-z_]\(hr_[a-z0-9_]*\)(.*/\1/p' "$build/heroku_resolver.h" | sort -u)
-		have=$(nm -D --defined-only "$build/client/libheroku_resolver.so.1.0" | awk '{print $3}' |
+		have=$(nm -D --defined-only "$build/client/libheroku_resolver.so.1" | awk '{print $3}' |
 			sed 's/@.*//' | grep '^hr_' | sort -u)
 		if [[ $want != "$have" ]]; then
 			echo "the library exports:"
@@ -419,7 +419,7 @@ client_check() {
 			return 1
 		fi
 		echo "exports the $(wc -l <<<"$want") functions heroku_resolver.h declares"
-		[[ -f $LIBDIR/libheroku_resolver.so.1.0 && -f $INCLUDEDIR/heroku_resolver.h ]] || {
+		[[ -f $LIBDIR/libheroku_resolver.so.1 && -f $INCLUDEDIR/heroku_resolver.h ]] || {
 			echo "not installed into the tree"
 			return 1
 		}
@@ -585,7 +585,7 @@ run_major() {
 	REMOTE_PORT=$((port + 3))
 	if ! HR_TEST_DIR=$ENV_DIR HR_LOCAL_PGBIN=$BINDIR HR_LOCAL_LIBRARY_PATH=$RUNLIBS HR_PGBIN=$SYS_PGBIN \
 		HR_MOCK_PORT=$port HR_MOCK_TLS_PORT=$((port + 1)) HR_LOCAL_PORT=$LOCAL_PORT \
-		HR_REMOTE_PORT=$REMOTE_PORT HR_REMOTE2_PORT=$((port + 4)) HR_LOCAL_PRELOAD='' \
+		HR_REMOTE_PORT=$REMOTE_PORT HR_REMOTE2_PORT=$((port + 4)) HR_MTLS_PORT=$((port + 5)) HR_LOCAL_PRELOAD='' \
 		bash "$REPO_TOP/test/testenv.sh" start >"$dir/testenv.log" 2>&1 9>&-; then
 		tail -n 20 "$dir/testenv.log"
 		REGRESS[$major]='FAIL (environment)'
