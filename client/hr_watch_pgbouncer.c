@@ -19,8 +19,9 @@
  * DATABASES must show every entry's host, port and user (checked before
  * the KILL, which would only say "no such database").  PgBouncer has
  * no per-database sslmode: SHOW CONFIG's server_tls_sslmode must be
- * require or stronger, else the watcher does not start (exit 78) and,
- * found later, nothing is reloaded.  A failure is retried after 1 s,
+ * require or stronger, and with --service-option its global server_tls_*
+ * files the services' (hr_watch_tls.c, checked before any write), else the
+ * watcher does not start (exit 78) and, found later, nothing is reloaded.  A failure is retried after 1 s,
  * 2 s, ... 60 s; the other sinks do not wait for it.  No password is
  * ever logged, nor the admin conninfo (only its host, port and dbname).
  *
@@ -286,31 +287,16 @@ admin_connect(hr_wpgb *p, char *why, size_t whylen)
 	return c;
 }
 
-/*
- * SHOW CONFIG: 1 when server_tls_sslmode is require or stronger and the
- * global server_tls_* files are those of every --service-option; 0 when
- * the sslmode is weak, 2 when the files differ (why says so); -1 when it
- * could not be read.
- */
+/* SHOW CONFIG against hr_watch_tls_pgb_check (1, 0, 2); -1 when unread. */
 static int
 tls_ok(hr_watch *w, PGconn *c, char *why, size_t whylen)
 {
 	PGresult   *r = NULL;
-	const char *v = NULL;
-	int			i;
-	int			ok = 0;
+	int			ok;
 
 	if (admin_exec(c, "SHOW CONFIG", &r, why, whylen) != 0)
 		return -1;
-	for (i = 0; i < PQntuples(r); i++)
-		if (strcmp(PQgetvalue(r, i, 0), "server_tls_sslmode") == 0)
-			v = PQgetvalue(r, i, 1);
-	if (v && (strcmp(v, "require") == 0 || strcmp(v, "verify-ca") == 0 ||
-			  strcmp(v, "verify-full") == 0))
-		ok = hr_watch_tls_pgb_check(w, r, why, whylen) ? 1 : 2;
-	else
-		snprintf(why, whylen, "PgBouncer's server_tls_sslmode is \"%.20s\", weaker than require: it would send the passwords of %s without TLS",
-				 v ? v : "(not shown)", "Heroku Postgres");
+	ok = hr_watch_tls_pgb_check(w, r, why, whylen);
 	PQclear(r);
 	return ok;
 }

@@ -334,23 +334,29 @@ same_file(const char *a, const char *b)
 	return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
 }
 
-/* PgBouncer's sslmode as our scale: -1 below require. */
-static int
-pgb_sslmode(const char *v)
-{
-	return hr_sslmode_from_name(v);
-}
-
+/*
+ * SHOW CONFIG of a PgBouncer: 1 when server_tls_sslmode is require or
+ * stronger (it has no per-database sslmode) and the global server_tls_*
+ * files are those of every --service-option; 0 when the sslmode is weaker
+ * than require, 2 when a file or the sslmode differs from a service's
+ * (why names the setting).
+ */
 int
 hr_watch_tls_pgb_check(hr_watch *w, PGresult *config, char *why, size_t whylen)
 {
+	const char *mode = config_value(config, "server_tls_sslmode");
 	int			k;
 	int			i;
 
+	if (hr_sslmode_from_name(mode) < 0)
+	{
+		snprintf(why, whylen, "PgBouncer's server_tls_sslmode is \"%.20s\", weaker than require: it would send the passwords of %s without TLS",
+				 mode[0] ? mode : "(not shown)", "Heroku Postgres");
+		return 0;
+	}
 	for (k = 0; k < w->nentries; k++)
 	{
 		hr_watch_entry *e = &w->entries[k];
-		const char *mode = config_value(config, "server_tls_sslmode");
 
 		for (i = 0; i < 3; i++)
 		{
@@ -360,14 +366,14 @@ hr_watch_tls_pgb_check(hr_watch *w, PGresult *config, char *why, size_t whylen)
 				continue;
 			snprintf(why, whylen, "PgBouncer's TLS files are global: its %s is \"%.200s\", not service \"%s\"'s %s \"%.200s\" (server_tls_ca_file, server_tls_cert_file, server_tls_key_file and server_tls_sslmode serve every database); nothing is written",
 					 pgb_settings[i], v, e->service, tls_keys[i], e->tls[i]);
-			return 0;
+			return 2;
 		}
 		if ((e->tls[0] || e->tls[2] || e->tls[3]) &&
-			pgb_sslmode(mode) < (int) hr_watch_tls_min_sslmode(w, k))
+			hr_sslmode_from_name(mode) < (int) hr_watch_tls_min_sslmode(w, k))
 		{
 			snprintf(why, whylen, "PgBouncer's TLS settings are global: its server_tls_sslmode is \"%.20s\", weaker than service \"%s\"'s %s; nothing is written",
 					 mode, e->service, hr_sslmode_name(hr_watch_tls_min_sslmode(w, k)));
-			return 0;
+			return 2;
 		}
 	}
 	return 1;

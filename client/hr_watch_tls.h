@@ -37,8 +37,9 @@ extern double hr_watch_tls_due(hr_watch *w);
 extern void hr_watch_tls_metrics(hr_watch *w, hr_buf *b);
 
 /*
- * SHOW CONFIG of a PgBouncer against the services' files: 1 when they
- * agree, 0 (why names the server_tls_* setting) when not.
+ * SHOW CONFIG of a PgBouncer: 1 when server_tls_sslmode is require or
+ * stronger and the server_tls_* files are the services'; 0 when the
+ * sslmode is weak, 2 when a service's files differ (why says which).
  */
 extern int	hr_watch_tls_pgb_check(hr_watch *w, PGresult *config, char *why,
 								   size_t whylen);
