@@ -547,8 +547,9 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 	w->per_address = HR_WATCH_DEFAULT_PER_ADDRESS;
 	if ((rc = check_values(w, interval, timeout, sslmode, per_address, request_timeout)) != 0)
 		return rc;
-	if ((rc = hr_wpgb_configure(w, pgbouncer, pgbouncer_admin)) != 0 ||
-		(rc = hr_watch_tls_configure(w, pgbouncer, pgbouncer_admin)) != 0)
+	/* the files before w->pgb is made: a refusal leaves nothing to free */
+	if ((rc = hr_watch_tls_configure(w, pgbouncer, pgbouncer_admin)) != 0 ||
+		(rc = hr_wpgb_configure(w, pgbouncer, pgbouncer_admin)) != 0)
 		return rc;
 	if (w->interval_ms == 0 && !w->listen)
 		return usage_error("%s", "with --interval 0 only webhooks tell of a change: give --listen");

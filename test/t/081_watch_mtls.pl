@@ -103,6 +103,7 @@ sub watch_stop
 	$h->signal('TERM');
 	$h->finish;
 	my $log = slurp_raw($err) // '';
+	is($h->result(0), 0, "watcher $err stops with exit status 0 on SIGTERM") or diag($log);
 	ok(!has_secret($log), "watcher log $err holds no password, token or key") or diag($log);
 	return $log;
 }
@@ -265,7 +266,7 @@ watch_stop($h, $err);
 # ---------------------------------------------------------------- PgBouncer
 SKIP:
 {
-	skip('pgbouncer is not installed (test/install-deps.sh installs it)', 12) unless -x '/usr/sbin/pgbouncer';
+	skip('pgbouncer is not installed (test/install-deps.sh installs it)', 14) unless -x '/usr/sbin/pgbouncer';
 	my %PGB_PIDS;
 	my $pgbouncer = sub {
 		my ($what, $dir, $port, $extra) = @_;
