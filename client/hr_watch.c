@@ -38,6 +38,7 @@
 #include "hr_watch_opts.h"
 #include "hr_watch_sinks.h"
 #include "hr_watch_pgbouncer.h"
+#include "hr_watch_tls.h"
 
 /* Ask for a check of app i; with mu held.  Returns the ticket. */
 static unsigned long
@@ -184,7 +185,11 @@ write_entries(hr_watch *w, int i, const hr_response *r, char *rewritten,
 		rc = hr_config_vars_pick(r->body.data ? r->body.data : "", r->body.len,
 								 w->apps[i].ident, e->config_var, &value, &used, err);
 		if (rc == HR_OK)
-			rc = hr_result_from_url(value, w->s.min_sslmode, w->apps[i].ident, used, &res, err);
+			rc = hr_result_from_url(value, hr_watch_tls_min_sslmode(w, k), w->apps[i].ident,
+									used, &res, err);
+		/* --service-option's files ride along in every sink's URL */
+		if (rc == HR_OK && (rc = hr_watch_tls_add(w, k, &res, err)) != HR_OK)
+			hr_result_free(&res);
 		hr_free_secret(value);
 		free(used);
 		if (rc != HR_OK)
@@ -476,6 +481,13 @@ hr_watch_run(hr_watch *w)
 			pthread_mutex_lock(&w->mu);
 			continue;
 		}
+		if (now >= hr_watch_tls_due(w) && hr_watch_tls_any(w))
+		{
+			pthread_mutex_unlock(&w->mu);
+			hr_watch_tls_expiry(w);
+			pthread_mutex_lock(&w->mu);
+			continue;
+		}
 		if (w->interval_ms > 0 && now >= next_feed)
 		{
 			pthread_mutex_unlock(&w->mu);
@@ -486,6 +498,8 @@ hr_watch_run(hr_watch *w)
 		}
 		if (w->interval_ms > 0 && next_feed < wake)
 			wake = next_feed;
+		if (hr_watch_tls_any(w) && hr_watch_tls_due(w) < wake)
+			wake = hr_watch_tls_due(w);
 		hr_watch_wait(w, wake);
 	}
 	pthread_mutex_unlock(&w->mu);

@@ -50,6 +50,9 @@ typedef struct hr_watch_entry
 	char	   *config_var;		/* DATABASE_URL unless given */
 	int			app;			/* index into hr_watch.apps */
 	char	   *url;			/* the URL every sink holds (secret); NULL: not yet */
+	/* --service-option (hr_watch_tls.c): sslcert, sslkey, sslrootcert, sslmode */
+	const char *tls[4];			/* in argv; NULL: not given */
+	time_t		cert_not_after; /* of tls[0]; 0: none */
 } hr_watch_entry;
 
 /* One app being watched, by the name or id it was given as. */
@@ -112,6 +115,10 @@ typedef struct hr_watch
 	const char *on_change;
 	long		on_change_timeout_ms;
 	const char *metrics_listen;
+	/* --service-option NAME:KEY=VALUE as given (hr_watch_tls.c) */
+	const char **service_opts;
+	int			nservice_opts;
+	double		tls_next_log;	/* monotonic: the next daily expiry look */
 
 	/* secrets, read at start and again on SIGHUP (under mu) */
 	char	   *token;

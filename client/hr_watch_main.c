@@ -26,6 +26,7 @@
 #include "hr_watch_opts.h"
 #include "hr_watch_sinks.h"
 #include "hr_watch_pgbouncer.h"
+#include "hr_watch_tls.h"
 
 /* The interrupt callback of API requests: give up when stopping. */
 static int
@@ -177,6 +178,10 @@ hr_watch_main(int argc, char **argv)
 					  "could not listen on %s: %s", w.listen, why);
 		return finish(&w, rc);
 	}
+
+	/* a client certificate near its end: said now, then daily */
+	if (hr_watch_tls_any(&w))
+		hr_watch_tls_expiry(&w);
 
 	/* a PgBouncer that would send the passwords without TLS: no start */
 	if ((rc = hr_wpgb_check_start(&w)) != 0)

@@ -26,6 +26,7 @@
 #include "hr_internal.h"
 #include "hr_watch.h"
 #include "hr_watch_sinks.h"
+#include "hr_watch_tls.h"
 
 #define MAX_SAMPLES 96
 #define METRICS_CONNECTIONS 16
@@ -164,7 +165,7 @@ hr_watch_metric_now(hr_watch *w, hr_metric_time g)
 
 /* The exposition: each family's HELP and TYPE, then its samples. */
 static char *
-render(hr_watch_metrics *m)
+render(hr_watch *w, hr_watch_metrics *m)
 {
 	hr_buf		b;
 	char		line[600];
@@ -194,6 +195,7 @@ render(hr_watch_metrics *m)
 		hr_buf_puts(&b, line);
 	}
 	pthread_mutex_unlock(&m->mu);
+	hr_watch_tls_metrics(w, &b);
 	if (b.oom)
 	{
 		free(b.data);
@@ -236,7 +238,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 		return reply(c, 404, "text/plain", "not found\n", MHD_RESPMEM_PERSISTENT);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return reply(c, 405, "text/plain", "method not allowed\n", MHD_RESPMEM_PERSISTENT);
-	text = render(w->metrics);
+	text = render(w, w->metrics);
 	if (text == NULL)
 		return reply(c, 500, "text/plain", "out of memory\n", MHD_RESPMEM_PERSISTENT);
 	return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, MHD_RESPMEM_MUST_FREE);

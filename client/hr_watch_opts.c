@@ -24,6 +24,7 @@
 #include "hr_watch_opts.h"
 #include "hr_watch_sinks.h"
 #include "hr_watch_pgbouncer.h"
+#include "hr_watch_tls.h"
 
 #define DEFAULT_INTERVAL_MS 30000
 #define MAX_INTERVAL_MS (24L * 3600 * 1000)
@@ -44,6 +45,7 @@ static const struct option watch_options[] = {
 	{"on-change", required_argument, NULL, 1002},
 	{"on-change-timeout", required_argument, NULL, 1003},
 	{"metrics-listen", required_argument, NULL, 1004},
+	{"service-option", required_argument, NULL, 1005},
 	{"pgbouncer", required_argument, NULL, 'B'},
 	{"pgbouncer-admin", required_argument, NULL, 'b'},
 	{"api-url", required_argument, NULL, 'a'},
@@ -425,7 +427,8 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 	if (api_url_env && api_url_env[0])
 		w->s.api_url = api_url_env;
 	w->dbs_conninfo = calloc((size_t) argc, sizeof(char *));
-	if (w->dbs_conninfo == NULL)
+	w->service_opts = calloc((size_t) argc, sizeof(char *));
+	if (w->dbs_conninfo == NULL || w->service_opts == NULL)
 		return EX_SOFTWARE;
 	opterr = 0;
 	optind = 1;
@@ -486,6 +489,9 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 			case 1004:
 				w->metrics_listen = optarg;
 				break;
+			case 1005:
+				w->service_opts[w->nservice_opts++] = optarg;
+				break;
 			case 'B':
 				pgbouncer = optarg;
 				break;
@@ -541,7 +547,9 @@ hr_watch_configure(hr_watch *w, int argc, char **argv)
 	w->per_address = HR_WATCH_DEFAULT_PER_ADDRESS;
 	if ((rc = check_values(w, interval, timeout, sslmode, per_address, request_timeout)) != 0)
 		return rc;
-	if ((rc = hr_wpgb_configure(w, pgbouncer, pgbouncer_admin)) != 0)
+	/* the files before w->pgb is made: a refusal leaves nothing to free */
+	if ((rc = hr_watch_tls_configure(w, pgbouncer, pgbouncer_admin)) != 0 ||
+		(rc = hr_wpgb_configure(w, pgbouncer, pgbouncer_admin)) != 0)
 		return rc;
 	if (w->interval_ms == 0 && !w->listen)
 		return usage_error("%s", "with --interval 0 only webhooks tell of a change: give --listen");
@@ -581,6 +589,7 @@ hr_watch_free_config(hr_watch *w)
 	}
 	free(w->apps);
 	free(w->dbs_conninfo);
+	free(w->service_opts);
 	free(w->service_file);
 	hr_free_secret(w->token);
 	hr_free_secret(w->secret);

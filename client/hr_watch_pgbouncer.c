@@ -19,8 +19,9 @@
  * DATABASES must show every entry's host, port and user (checked before
  * the KILL, which would only say "no such database").  PgBouncer has
  * no per-database sslmode: SHOW CONFIG's server_tls_sslmode must be
- * require or stronger, else the watcher does not start (exit 78) and,
- * found later, nothing is reloaded.  A failure is retried after 1 s,
+ * require or stronger, and with --service-option its global server_tls_*
+ * files the services' (hr_watch_tls.c, checked before any write), else the
+ * watcher does not start (exit 78) and, found later, nothing is reloaded.  A failure is retried after 1 s,
  * 2 s, ... 60 s; the other sinks do not wait for it.  No password is
  * ever logged, nor the admin conninfo (only its host, port and dbname).
  *
@@ -39,6 +40,7 @@
 #include "hr_service.h"
 #include "hr_watch_db.h"
 #include "hr_watch_pgbouncer.h"
+#include "hr_watch_tls.h"
 
 /* the keywords of a [databases] line, in this order */
 static const char *const pgb_keys[] = {"host", "port", "dbname", "user", "password"};
@@ -67,6 +69,7 @@ struct hr_wpgb
 	time_t		applied_at;
 	pthread_t	thread;
 	int			running;
+	int			tls_checked;	/* SHOW CONFIG agreed at start */
 };
 
 /* --pgbouncer FILE, --pgbouncer-admin CONNINFO: 0 or the exit status. */
@@ -284,32 +287,18 @@ admin_connect(hr_wpgb *p, char *why, size_t whylen)
 	return c;
 }
 
-/*
- * server_tls_sslmode from SHOW CONFIG: 1 when require or stronger, 0 when
- * weaker (why says so), -1 when it could not be read.
- */
+/* SHOW CONFIG against hr_watch_tls_pgb_check (1, 0, 2); -1 when unread. */
 static int
-tls_ok(PGconn *c, char *why, size_t whylen)
+tls_ok(hr_watch *w, PGconn *c, char *why, size_t whylen)
 {
 	PGresult   *r = NULL;
-	const char *v = NULL;
-	int			i;
+	int			ok;
 
 	if (admin_exec(c, "SHOW CONFIG", &r, why, whylen) != 0)
 		return -1;
-	for (i = 0; i < PQntuples(r); i++)
-		if (strcmp(PQgetvalue(r, i, 0), "server_tls_sslmode") == 0)
-			v = PQgetvalue(r, i, 1);
-	if (v && (strcmp(v, "require") == 0 || strcmp(v, "verify-ca") == 0 ||
-			  strcmp(v, "verify-full") == 0))
-	{
-		PQclear(r);
-		return 1;
-	}
-	snprintf(why, whylen, "PgBouncer's server_tls_sslmode is \"%.20s\", weaker than require: it would send the passwords of %s without TLS",
-			 v ? v : "(not shown)", "Heroku Postgres");
+	ok = hr_watch_tls_pgb_check(w, r, why, whylen);
 	PQclear(r);
-	return 0;
+	return ok;
 }
 
 /*
@@ -332,14 +321,16 @@ hr_wpgb_check_start(hr_watch *w)
 		hr_watch_log(w, "pgbouncer: %s; its server_tls_sslmode is checked once it answers", why);
 		return 0;
 	}
-	t = tls_ok(c, why, sizeof(why));
+	t = tls_ok(w, c, why, sizeof(why));
 	PQfinish(c);
-	if (t == 0)
+	if (t == 0 || t == 2)
 	{
-		hr_cli_fail("Set server_tls_sslmode = require (or verify-full) in pgbouncer.ini, then RELOAD it.",
+		hr_cli_fail(t == 0 ? "Set server_tls_sslmode = require (or verify-full) in pgbouncer.ini, then RELOAD it."
+					: "Set server_tls_ca_file, server_tls_cert_file, server_tls_key_file and server_tls_sslmode in pgbouncer.ini to the service's files, then RELOAD it; or leave the service out of --pgbouncer.",
 					"%s", why);
 		return EX_CONFIG;
 	}
+	p->tls_checked = t == 1;
 	if (t < 0)
 		hr_watch_log(w, "pgbouncer: %s", why);
 	return 0;
@@ -379,7 +370,8 @@ verify(hr_watch *w, PGconn *c, char **want, char *why, size_t whylen)
 
 /*
  * Write the file and tell PgBouncer.  names: the changed entries, -1
- * ended.  0, or -1 with why set; *fatal when the file cannot be written.
+ * ended.  0, or -1 with why set; *fatal 1 when the file cannot be
+ * written, 2 when nothing was written (PgBouncer's TLS files differ).
  */
 static int
 apply(hr_watch *w, const char *text, char **want, const int *names, char *why,
@@ -388,23 +380,32 @@ apply(hr_watch *w, const char *text, char **want, const int *names, char *why,
 	hr_wpgb    *p = w->pgb;
 	hr_service_error serr;
 	char		sql[300];
-	PGconn	   *c;
+	PGconn	   *c = NULL;
 	int			changed = 0;
 	int			rc = 0;
 	int			i;
 
 	*fatal = 0;
+	/* --service-option: PgBouncer's global TLS files are compared before any write */
+	if (p->admin && hr_watch_tls_any(w) &&
+		((c = admin_connect(p, why, whylen)) == NULL || tls_ok(w, c, why, whylen) != 1))
+	{
+		PQfinish(c);
+		*fatal = 2;				/* nothing written */
+		return -1;
+	}
 	if (hr_safe_file_write(p->file, "PgBouncer file", 0640, text, strlen(text), &changed, &serr) != HR_SERVICE_OK)
 	{
 		snprintf(why, whylen, "could not write %s: %s", p->file, serr.message);
 		*fatal = 1;
+		PQfinish(c);
 		return -1;
 	}
 	if (p->admin == NULL)
 		return 0;
-	if ((c = admin_connect(p, why, whylen)) == NULL)
+	if (c == NULL && (c = admin_connect(p, why, whylen)) == NULL)
 		return -1;
-	if (tls_ok(c, why, whylen) != 1 || admin_exec(c, "RELOAD", NULL, why, whylen) != 0)
+	if (tls_ok(w, c, why, whylen) != 1 || admin_exec(c, "RELOAD", NULL, why, whylen) != 0)
 		rc = -1;
 	/* before KILL: a database PgBouncer did not take would only say "no such database" */
 	if (rc == 0)
@@ -526,6 +527,12 @@ hr_wpgb_start(hr_watch *w)
 	pthread_mutex_lock(&w->mu);
 	text = render(w, NULL);
 	pthread_mutex_unlock(&w->mu);
+	/* with --service-option, only once SHOW CONFIG agreed (else the thread checks first) */
+	if (text && hr_watch_tls_any(w) && !p->tls_checked)
+	{
+		hr_free_secret(text);
+		text = NULL;
+	}
 	if (text && hr_safe_file_write(p->file, "PgBouncer file", 0640, text, strlen(text), &changed, &serr) != HR_SERVICE_OK)
 	{
 		hr_cli_fail(serr.hint[0] ? serr.hint : "Choose another --pgbouncer file, or fix its directory's permissions.",

@@ -37,13 +37,22 @@ hr_watch_usage(void)
 		   "      --on-change-timeout TIME  kill CMD's process group after TIME\n"
 		   "                           (default 30s)\n"
 		   "      --metrics-listen HOST:PORT  Prometheus metrics at GET /metrics\n"
-		   "                           (see doc/watcher-sinks.md)\n");
+		   "                           (see doc/watcher-sinks.md)\n"
+		   "      --service-option NAME:KEY=VALUE  mutual TLS for service NAME (Private\n"
+		   "                           and Shield databases): KEY sslcert, sslkey,\n"
+		   "                           sslrootcert (absolute paths, checked at start) or\n"
+		   "                           sslmode (stronger only: require < verify-ca <\n"
+		   "                           verify-full; a root makes it at least verify-ca);\n"
+		   "                           written into the service entry and the env file\n"
+		   "                           URL; a client certificate within 30 days of its\n"
+		   "                           end is logged daily and is a metric; repeatable\n");
 	printf("      --pgbouncer FILE     a [databases] file for PgBouncer's %%include, one\n"
 		   "                           line per --service (mode 0640, its group kept)\n"
 		   "      --pgbouncer-admin CONNINFO  PgBouncer's admin console: RELOAD, then KILL\n"
 		   "                           and RESUME of each changed database after a write;\n"
-		   "                           its server_tls_sslmode must be require or stronger\n"
-		   "                           (see doc/watcher-pgbouncer.md)\n\n");
+		   "                           its server_tls_sslmode must be require or stronger,\n"
+		   "                           and with --service-option its global server_tls_*\n"
+		   "                           files those of the service (see doc/mtls.md)\n\n");
 	printf("How changes are noticed:\n"
 		   "      --interval TIME      poll the release feed every TIME: 0 (never), or\n"
 		   "                           with a unit: 500ms, 30s, 1min, 1h (default 30s)\n"
@@ -78,7 +87,10 @@ hr_watch_usage(void)
 		   "   77  not authorized: no token, token rejected (401), no access (402, 403)\n"
 		   "   78  configuration error: bad option value, unreadable token, secret,\n"
 		   "       netrc or CA file, invalid API URL; PgBouncer's server_tls_sslmode\n"
-		   "       weaker than require\n"
+		   "       weaker than require; a bad --service-option (a missing or unreadable\n"
+		   "       file, a key open to others, a certificate without its key or not\n"
+		   "       matching it, an unknown KEY, a weaker sslmode, NAME not a --service);\n"
+		   "       with --pgbouncer, PgBouncer's server_tls_* files not the service's\n"
 		   "An unavailable API at start (69 in the other modes) does not stop the watcher:\n"
 		   "it keeps the old entries and retries.\n");
 }

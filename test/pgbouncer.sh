@@ -7,7 +7,8 @@
 #
 # Variables: HR_TEST_DIR (the test env's), HR_PGB_PORT (default 6439: pass your own),
 # HR_PGB_DIR (default $HR_TEST_DIR/pgbouncer), HR_PGB_SSLMODE (server_tls_sslmode, default
-# require), HR_PGB_LOGIN_RETRY (server_login_retry, default PgBouncer's 15).
+# require), HR_PGB_LOGIN_RETRY (server_login_retry, default PgBouncer's 15), HR_PGB_EXTRA (more
+# lines for [pgbouncer], e.g. the server_tls_* files of test/t/081_watch_mtls.pl).
 #
 # Clients log in as "client", the admin console as "pgbadmin" (auth_type scram-sha-256, passwords
 # in userlist.txt); their passwords are in $HR_PGB_DIR/client.pgpass and admin.pgpass (libpq
@@ -21,6 +22,7 @@ PORT=${HR_PGB_PORT:-6439}
 DIR=${HR_PGB_DIR:-$HR_TEST_DIR/pgbouncer}
 SSLMODE=${HR_PGB_SSLMODE:-require}
 RETRY=${HR_PGB_LOGIN_RETRY:-15}
+EXTRA=${HR_PGB_EXTRA:-}
 AS_PG=()
 if [[ $(id -u) -eq 0 ]]; then AS_PG=(runuser -u postgres --); fi
 
@@ -85,6 +87,7 @@ server_tls_sslmode = $SSLMODE
 server_login_retry = $RETRY
 logfile = $DIR/pgbouncer.log
 pidfile = $DIR/pgbouncer.pid
+$EXTRA
 INI
 	chown postgres:postgres "$DIR/pgbouncer.ini"
 	umask 022
