@@ -73,14 +73,23 @@ tls_table(void)
 	return relid;
 }
 
-/* A text column of tup as a palloc'd C string, or NULL. */
+/*
+ * A text column of tup as a palloc'd C string, or NULL.  heap_deform_tuple,
+ * not heap_getattr: the inline heap_getattr of some 17.x headers calls a
+ * function that earlier 17.x servers do not export.
+ */
 static char *
 text_col(HeapTuple tup, TupleDesc desc, int attno)
 {
-	bool		isnull;
-	Datum		d = heap_getattr(tup, attno, desc, &isnull);
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	char	   *result;
 
-	return isnull ? NULL : TextDatumGetCString(d);
+	heap_deform_tuple(tup, desc, values, nulls);
+	result = nulls[attno - 1] ? NULL : TextDatumGetCString(values[attno - 1]);
+	pfree(values);
+	pfree(nulls);
+	return result;
 }
 
 /*
