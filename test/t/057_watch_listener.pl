@@ -45,11 +45,7 @@ my $CLI = pg_resolve_cli();
 
 
 
-my $SECRET = 'whsec-' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 16);
-open my $sf, '>', "$TMP/secret" or die "$TMP/secret: $!\n";
-print $sf "$SECRET\n";
-close $sf;
-chmod 0600, "$TMP/secret";
+my $SECRET = webhook_secret("$TMP/secret");
 
 eval { mock('delete-app', $APP) };
 mock_call('PUT', "/__mock/apps/$APP", { config_vars => { DATABASE_URL => 'postgres://u:p-1@127.0.0.1:5432/d' } });

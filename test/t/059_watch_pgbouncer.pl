@@ -44,10 +44,7 @@ my $CLI = pg_resolve_cli();
 my $PGB_SH = "$FindBin::Bin/../pgbouncer.sh";
 my $APP = 'myapp';
 
-my $SECRET = 'whsec-' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 16);
-open my $sf, '>', "$TMP/secret" or die "$TMP/secret: $!\n";
-print $sf "$SECRET\n";
-close $sf;
+my $SECRET = webhook_secret("$TMP/secret");
 
 # The client loop (bench/pgloop.c), built here.
 my $LOOP = "$TMP/pgloop";

@@ -32,37 +32,19 @@ my $MPORT = ($ENV{HR_WATCH_PORT} || 50390) + 11;
 my $HPORT = ($ENV{HR_WATCH_PORT} || 50390) + 12;
 my $APP = 'wmetrics-a';
 my $CLI = pg_resolve_cli();
-my $SECRET = 'whsec-' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 16);
-open my $sf, '>', "$TMP/secret" or die;
-print $sf "$SECRET\n";
-close $sf;
-chmod 0600, "$TMP/secret";
+my $SECRET = webhook_secret("$TMP/secret");
 
 my $app = mock_call('PUT', "/__mock/apps/$APP",
 	{ config_vars => { DATABASE_URL => 'postgres://u:m-1@127.0.0.1:5432/d' } });
 my $APP_ID = $app->{id} // die "the mock gave no app id\n";
 
-# The samples as the real parser reads them: { "name{label=value}" => value }.
-my $PARSER = <<'PY';
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-out = {}
-for fam in text_string_to_metric_families(sys.stdin.read()):
-    for s in fam.samples:
-        labels = ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
-        out["%s{%s}" % (s.name, labels)] = s.value
-    out["TYPE " + fam.name] = fam.type
-print(json.dumps(out))
-PY
 
 sub scrape
 {
 	my $res = HTTP::Tiny->new(timeout => 10)->get("http://127.0.0.1:$MPORT/metrics");
 	return ($res, undef) unless $res->{success};
-	my ($out, $err) = ('', '');
-	run([ '/usr/bin/python3', '-c', $PARSER ], \$res->{content}, \$out, \$err)
-	  or return ($res, { error => $err });
-	return ($res, decode_json($out));
+	my ($samples, $err) = prometheus_samples($res->{content});
+	return ($res, $samples // { error => $err });
 }
 
 sub deliver

@@ -225,21 +225,9 @@ my $log = slurp_raw($err) // '';
 like($log, qr/service "short": client certificate \Q$short_cert\E expires in (9|10) days/,
 	'a log line names the service and the file of the certificate within 30 days');
 unlike($log, qr/service "priv": client certificate/, 'none for the certificate far from its end');
-my $PARSER = <<'PY';
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-out = {}
-for fam in text_string_to_metric_families(sys.stdin.read()):
-    for s in fam.samples:
-        labels = ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
-        out["%s{%s}" % (s.name, labels)] = s.value
-    out["TYPE " + fam.name] = fam.type
-print(json.dumps(out))
-PY
 my $res = HTTP::Tiny->new(timeout => 10)->get("http://127.0.0.1:$MPORT/metrics");
-my ($pout, $pe) = ('', '');
-my $parsed = $res->{success} && run([ '/usr/bin/python3', '-c', $PARSER ], \$res->{content}, \$pout, \$pe)
-  ? decode_json($pout) : {};
+my ($parsed, $pe) = $res->{success} ? prometheus_samples($res->{content}) : (undef, 'no answer');
+$parsed //= {};
 is($parsed->{'TYPE heroku_pg_resolve_client_cert_expiry_seconds'}, 'gauge',
 	'the real parser reads heroku_pg_resolve_client_cert_expiry_seconds as a gauge') or diag($pe . ($res->{content} // ''));
 my $g = $parsed->{'heroku_pg_resolve_client_cert_expiry_seconds{service=short}'} // -1;

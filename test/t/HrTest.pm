@@ -16,7 +16,7 @@ use Test::More ();
 use Time::HiRes ();
 
 our @EXPORT = qw(need_env mock mock_out mock_count mock_call preloaded_node pg_resolve_cli
-  slurp_raw wait_until);
+  slurp_raw wait_until webhook_secret prometheus_samples);
 
 my $PY = '/usr/bin/python3';
 
@@ -117,6 +117,41 @@ sub wait_until
 		Time::HiRes::sleep(0.05);
 	}
 	return $cond->();
+}
+
+# A random webhook secret, written to $path (0600) for --webhook-secret-file; returns it.
+sub webhook_secret
+{
+	my ($path) = @_;
+	my $secret = 'whsec-' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 16);
+	open my $fh, '>', $path or die "$path: $!\n";
+	print $fh "$secret\n";
+	close $fh;
+	chmod 0600, $path;
+	return $secret;
+}
+
+# Prometheus text as the real parser (python3-prometheus-client) reads it:
+# { "name{label=value,...}" => value, "TYPE family" => type }, or undef and
+# the parser's error.
+my $PROM_PARSER = <<'PY';
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        labels = ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
+        out["%s{%s}" % (s.name, labels)] = s.value
+    out["TYPE " + fam.name] = fam.type
+print(json.dumps(out))
+PY
+
+sub prometheus_samples
+{
+	my ($text) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ $PY, '-c', $PROM_PARSER ], \$text, \$out, \$err) or return (undef, $err);
+	return (decode_json($out), '');
 }
 
 1;
