@@ -35,8 +35,5 @@ extern char *hr_watch_health(hr_watch *w);
 /* hr_watch_http.c: the webhook receiver */
 extern int	hr_watch_http_start(hr_watch *w, char *why, size_t whylen);
 extern void hr_watch_http_stop(hr_watch *w);
-struct addrinfo;
-extern struct addrinfo *hr_watch_listen_address(const char *listen, char *why,
-												size_t whylen);
 
 #endif							/* HR_WATCH_H */

@@ -157,4 +157,9 @@ extern int	hr_watch_exit_code(hr_code code);
 extern void hr_cli_fail(const char *hint, const char *fmt,...)
 			__attribute__((format(printf, 2, 3)));
 
+/* hr_watch_base.c: HOST:PORT ("[v6]:port" too) resolved for a listener */
+struct addrinfo;
+extern struct addrinfo *hr_watch_listen_address(const char *listen, char *why,
+												size_t whylen);
+
 #endif							/* HR_WATCH_BASE_H */

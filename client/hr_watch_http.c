@@ -355,57 +355,6 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 }
 
-/* Split HOST:PORT ("[v6]:port" too) and resolve it for listening. */
-struct addrinfo *
-hr_watch_listen_address(const char *listen, char *why, size_t whylen)
-{
-	char		host[256];
-	const char *colon = strrchr(listen, ':');
-	const char *h = listen;
-	size_t		hl;
-	struct addrinfo hints;
-	struct addrinfo *ai = NULL;
-	int			rc;
-	long		port;
-	char	   *end;
-
-	if (colon == NULL || colon == listen)
-	{
-		snprintf(why, whylen, "expected HOST:PORT");
-		return NULL;
-	}
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || colon[1] == '\0' || port < 1 || port > 65535)
-	{
-		snprintf(why, whylen, "the port must be a number from 1 to 65535");
-		return NULL;
-	}
-	hl = (size_t) (colon - listen);
-	if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']')
-	{
-		h++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host))
-	{
-		snprintf(why, whylen, "expected HOST:PORT");
-		return NULL;
-	}
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, colon + 1, &hints, &ai);
-	if (rc != 0)
-	{
-		snprintf(why, whylen, "%s", gai_strerror(rc));
-		return NULL;
-	}
-	return ai;
-}
-
 int
 hr_watch_http_start(hr_watch *w, char *why, size_t whylen)
 {

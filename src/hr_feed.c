@@ -25,33 +25,6 @@
 /* A list longer than this many pages is taken for a Next-Range loop. */
 #define HR_FEED_MAX_PAGES		1000
 
-/* Days from 1970-01-01 to a civil date (proleptic Gregorian; H. Hinnant's algorithm). */
-static long long
-days_from_civil(int y, int m, int d)
-{
-	long long	era;
-	int			yoe,
-				doy,
-				doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (int) (y - era * 400);
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-/* Seconds since the epoch of a UTC time; -1 for a field out of range. */
-long long
-hr_utc_seconds(int y, int mon, int d, int hh, int mm, int ss)
-{
-	if (y < 1970 || y > 9999 || mon < 1 || mon > 12 || d < 1 || d > 31 ||
-		hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60)
-		return -1;
-	return days_from_civil(y, mon, d) * 86400 + hh * 3600 + mm * 60 + ss;
-}
-
 /*
  * released_at in Unix seconds (its fraction dropped), or -1: RFC 3339
  * ("2012-01-01T12:00:00Z", with a fraction or a +hh:mm offset too).
