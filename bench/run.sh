@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# heroku_resolver benchmarks B1-B5 (doc/cache.md, "Performance"). Not tests: nothing here is
+# heroku_resolver benchmarks B1-B5 (doc/performance.md). Not tests: nothing here is
 # asserted; the figures and ratios are measured side by side in one run and printed as a table.
 #
 #   bash test/testenv.sh start     # the mock API and the TLS "remote" these use

@@ -2,7 +2,7 @@
 # The resolver core under AddressSanitizer + UBSan: build fuzz/core_unit.c (a table of fixed
 # inputs through every core entry point that needs no network, and one hr_resolve() against
 # the mock when HEROKU_MOCK_URL and HR_API_KEY_FILE are set) and run it.  Any sanitizer
-# report, leak included, or failed check fails.  See doc/fuzz.md.
+# report, leak included, or failed check fails.  See doc/hardening.md (fuzzing and sanitizers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -2,7 +2,7 @@
 # Fuzz the resolver core: build the libFuzzer harnesses of fuzz/ (ASan + UBSan) and run each
 # for HR_FUZZ_SECONDS seconds (default 60), starting from the seeds in fuzz/corpus/<name>/.
 # Fails on any crash, leak, UB report or broken property; the crashing input is left in
-# fuzz/out/<name>-crash-*, the full log in fuzz/out/<name>.log.  See doc/fuzz.md.
+# fuzz/out/<name>-crash-*, the full log in fuzz/out/<name>.log.  See doc/hardening.md (fuzzing and sanitizers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
