@@ -47,14 +47,14 @@
 # Takes about 1.5 minutes with the cache filled, under 2 from nothing (2 cores).
 #
 # Environment: HR_VERSIONS (majors, default "13 15 17 18"), HR_VERSIONS_CACHE (default
-# /var/cache/heroku_resolver-versions), HR_VERSIONS_PORT_BASE (default 57500: major i uses
-# base+10i .. base+10i+4), PG_CFLAGS, HR_KEEP=1 (keep the work directory, /tmp/hr_versions.*,
+# /var/cache/heroku_resolver-versions), HR_VERSIONS_PORT_BASE (default 31500, below Linux's
+# ephemeral ports: major i uses base+10i .. base+10i+5, or the blocks 100 and 200 above), PG_CFLAGS, HR_KEEP=1 (keep the work directory, /tmp/hr_versions.*,
 # which a failure keeps too).
 set -euo pipefail
 
 REPO_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${HR_VERSIONS_CACHE:-/var/cache/heroku_resolver-versions}
-PORT_BASE=${HR_VERSIONS_PORT_BASE:-57500}
+PORT_BASE=${HR_VERSIONS_PORT_BASE:-31500}
 SYS_PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 SYS_PGBIN=/usr/lib/postgresql/15/bin
 PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress
@@ -578,17 +578,29 @@ run_major() {
 	COMPILE[$major]=ok
 	say "$major: built and installed into the tree after $((SECONDS - start)) s"
 
-	# the test environment, its local cluster on this major
-	port=$((PORT_BASE + 10 * idx))
-	ENV_DIR=$dir/env
-	LOCAL_PORT=$((port + 2))
-	REMOTE_PORT=$((port + 3))
-	if ! HR_TEST_DIR=$ENV_DIR HR_LOCAL_PGBIN=$BINDIR HR_LOCAL_LIBRARY_PATH=$RUNLIBS HR_PGBIN=$SYS_PGBIN \
-		HR_MOCK_PORT=$port HR_MOCK_TLS_PORT=$((port + 1)) HR_LOCAL_PORT=$LOCAL_PORT \
-		HR_REMOTE_PORT=$REMOTE_PORT HR_REMOTE2_PORT=$((port + 4)) HR_MTLS_PORT=$((port + 5)) HR_LOCAL_PRELOAD='' \
-		bash "$REPO_TOP/test/testenv.sh" start >"$dir/testenv.log" 2>&1 9>&-; then
+	# the test environment, its local cluster on this major; a port taken by another program (or
+	# by a client's ephemeral port) makes it try the next block of ports, twice at most
+	local try started=0
+	for try in 0 1 2; do
+		ENV_DIR=$dir/env
+		port=$((PORT_BASE + 10 * idx + 100 * try))
+		LOCAL_PORT=$((port + 2))
+		REMOTE_PORT=$((port + 3))
+		if HR_TEST_DIR=$ENV_DIR HR_LOCAL_PGBIN=$BINDIR HR_LOCAL_LIBRARY_PATH=$RUNLIBS HR_PGBIN=$SYS_PGBIN \
+			HR_MOCK_PORT=$port HR_MOCK_TLS_PORT=$((port + 1)) HR_LOCAL_PORT=$LOCAL_PORT \
+			HR_REMOTE_PORT=$REMOTE_PORT HR_REMOTE2_PORT=$((port + 4)) HR_MTLS_PORT=$((port + 5)) HR_LOCAL_PRELOAD='' \
+			bash "$REPO_TOP/test/testenv.sh" start >"$dir/testenv.log" 2>&1 9>&-; then
+			started=1
+			break
+		fi
+		grep -q 'in use' "$dir/testenv.log" || break
+		say "$major: ports from $port in use; trying the next block"
+		env_stop
+	done
+	if ((!started)); then
 		tail -n 20 "$dir/testenv.log"
 		REGRESS[$major]='FAIL (environment)'
+		ENV_DIR=$dir/env
 		env_stop
 		return 1
 	fi
