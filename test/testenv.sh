@@ -129,7 +129,7 @@ stop_mock() {
 	[[ -f $pidfile ]] || return 0
 	pid=$(head -n1 "$pidfile" 2>/dev/null || true)
 	# Only signal the PID if it is still our mock, not a recycled PID.
-	if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q mock_heroku.py; then
+	if [[ "$pid" =~ ^[0-9]+$ ]] && grep -q mock_heroku.py <<<"$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"; then
 		kill "$pid" 2>/dev/null || true
 		for ((i = 0; i < 50; i++)); do
 			kill -0 "$pid" 2>/dev/null || break

@@ -21,6 +21,8 @@
 # installation at the same time.  The copy is the checkout's tracked and untracked files (CI:
 # the commit).  HR_KEEP=1 keeps the work directory (logs, packages).  Run time about 3 min.
 set -euo pipefail
+# With pipefail, `cmd | grep -q` fails when grep exits on its first match while cmd is still
+# writing (SIGPIPE): every test here reads a command's whole output first (<<<"$(cmd)").
 cd "$(dirname "$0")/../.."
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 port=${HR_DEB_PORT:-57440}
@@ -138,25 +140,25 @@ for v in $pgvs; do
 	mapfile -t bc < <(files "$(deb "$p")" | grep "^/usr/lib/postgresql/$v/lib/bitcode/")
 	want "$p" "/usr/lib/postgresql/$v/lib/$ext.so" "${bc[@]}" "/usr/share/postgresql/$v/extension/$ext.control" \
 		"${sql[@]/#//usr/share/postgresql/$v/extension/}"
-	depends "$p" | grep -qE "(^|, )postgresql-$v( |,|$)" || die "$p does not depend on postgresql-$v"
+	grep -qE "(^|, )postgresql-$v( |,|$)" <<<"$(depends "$p")" || die "$p does not depend on postgresql-$v"
 	if ((${#bc[@]})); then
-		depends "$p" | grep -qE "(^|, )postgresql-$v-jit-llvm " || die "$p has bitcode but no postgresql-$v-jit-llvm dependency"
+		grep -qE "(^|, )postgresql-$v-jit-llvm " <<<"$(depends "$p")" || die "$p has bitcode but no postgresql-$v-jit-llvm dependency"
 	fi
 done
 # the library's file name carries the Makefile's HR_SO_MAJOR.HR_SO_MINOR
 so_minor=$(sed -n 's/^HR_SO_MINOR = \([0-9]*\)$/\1/p' Makefile)
 [[ -n $so_minor ]] || die "no HR_SO_MINOR in the Makefile"
 want libheroku-resolver1 "/usr/lib/$libarch/libheroku_resolver.so.1" "/usr/lib/$libarch/libheroku_resolver.so.1.$so_minor"
-dpkg-deb --ctrl-tarfile "$(deb libheroku-resolver1)" | tar -t | grep -qx './symbols' || die "libheroku-resolver1 has no symbols file"
+grep -qx './symbols' <<<"$(dpkg-deb --ctrl-tarfile "$(deb libheroku-resolver1)" | tar -t)" || die "libheroku-resolver1 has no symbols file"
 mkdir "$WORK/x"
 dpkg-deb -x "$(deb libheroku-resolver1)" "$WORK/x"
 soname=$(objdump -p "$WORK/x/usr/lib/$libarch/libheroku_resolver.so.1.$so_minor" | awk '$1 == "SONAME" { print $2 }')
 [[ $soname == libheroku_resolver.so.1 ]] || die "libheroku_resolver's SONAME is $soname, the package is libheroku-resolver1"
 want libheroku-resolver-dev /usr/include/postgresql/heroku_resolver.h "/usr/lib/$libarch/libheroku_resolver.so" \
 	"/usr/lib/$libarch/pkgconfig/heroku_resolver.pc"
-depends libheroku-resolver-dev | grep -qF "libheroku-resolver1 (= $debver)" ||
+grep -qF "libheroku-resolver1 (= $debver)" <<<"$(depends libheroku-resolver-dev)" ||
 	die "libheroku-resolver-dev does not depend on libheroku-resolver1 (= $debver)"
-depends libheroku-resolver-dev | grep -qE '(^|, )libpq-dev' || die "libheroku-resolver-dev lacks libpq-dev (heroku_resolver.pc requires libpq)"
+grep -qE '(^|, )libpq-dev' <<<"$(depends libheroku-resolver-dev)" || die "libheroku-resolver-dev lacks libpq-dev (heroku_resolver.pc requires libpq)"
 want heroku-pg-resolve /usr/bin/heroku-pg-resolve /usr/share/man/man1/heroku-pg-resolve.1.gz \
 	/lib/systemd/system/heroku-pg-resolve-watch@.service /usr/lib/sysusers.d/heroku-pg-resolve.conf
 for p in libheroku-resolver1 libheroku-resolver-dev heroku-pg-resolve; do
@@ -172,10 +174,10 @@ for d in "${debs[@]}"; do
 	p=$(dpkg-deb -f "$d" Package)
 	while read -r old path; do
 		[[ $old != "$p" ]] || continue
-		files "$d" | grep -qxF "$path" || continue
+		grep -qxF "$path" <<<"$(files "$d")" || continue
 		moved=$((moved + 1))
 		for rel in Breaks Replaces; do
-			dpkg-deb -f "$d" "$rel" | tr ',' '\n' | sed 's/^ *//' | grep -qE "^$old \(<< [^)]+\)$" ||
+			grep -qE "^$old \(<< [^)]+\)$" <<<"$(dpkg-deb -f "$d" "$rel" | tr ',' '\n' | sed 's/^ *//')" ||
 				die "$p ships $path, which $old $prevver shipped, but does not $rel: $old (<< $debver~)"
 			v=$(dpkg-deb -f "$d" "$rel" | tr ',' '\n' | sed -n "s/^ *$old (<< \([^)]*\))$/\1/p")
 			dpkg --compare-versions "$prevver" lt "$v" && dpkg --compare-versions "$v" le "$debver" ||
