@@ -12,7 +12,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N=${CANCEL_ROUNDS:-20}
-bench_init cancel "${CANCEL_PORT:-56397}"
+bench_init cancel "${CANCEL_PORT:-31397}"
 bench_at_exit '"$PY" "$HR_MOCKCTL" clear-faults >/dev/null 2>&1'
 bench_cluster <<CONF
 log_line_prefix = '%m [%p] '

@@ -48,7 +48,7 @@ QUIET=${HEAL_QUIET:-3}
 WINDOW=${HEAL_WINDOW:-120}
 CHANGES=${HEAL_CHANGES:-2}
 NAPPS=100
-bench_init heal "${HEAL_PORT:-56397}"
+bench_init heal "${HEAL_PORT:-31397}"
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 apps=()
 for i in $(seq -w 1 "$NAPPS"); do apps+=("bench-heal-$i"); done

@@ -17,7 +17,7 @@ N=${LARGE_APPS:-5000}
 PREFIX=benchlarge
 CLI=${HR_PG_RESOLVE:-$(dirname "${BASH_SOURCE[0]}")/../client/heroku-pg-resolve}
 CLI=$(cd "$(dirname "$CLI")" && pwd)/$(basename "$CLI")
-bench_init large_account "${LARGE_PORT:-50395}"
+bench_init large_account "${LARGE_PORT:-25395}"
 watcher=''
 bench_at_exit 'kill -TERM $watcher 2>/dev/null; wait $watcher 2>/dev/null; "$PY" "$HR_MOCKCTL" delete-bulk-apps $PREFIX >/dev/null 2>&1'
 mockctl() { "$PY" "$HR_MOCKCTL" "$@"; }

@@ -8,7 +8,7 @@
 # Needs the extension installed (make install), root or the postgres OS user, pgbench, a C
 # compiler and libcurl's headers. Starts its own preloaded cluster in a temporary directory and
 # removes it at the end. Environment: HR_TEST_DIR (as for testenv.sh), BENCH_SECONDS (length of
-# each pgbench run, default 10), BENCH_B2_SECONDS (default 30), BENCH_PORT (default 56399).
+# each pgbench run, default 10), BENCH_B2_SECONDS (default 30), BENCH_PORT (default 31399).
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -17,7 +17,7 @@ SECS=${BENCH_SECONDS:-10}
 B2_SECS=${BENCH_B2_SECONDS:-30}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 APP=myapp
-bench_init bench "${BENCH_PORT:-56399}"
+bench_init bench "${BENCH_PORT:-31399}"
 bench_at_exit '"$PY" "$HR_MOCKCTL" rate-limit 4500 --refill 75 >/dev/null 2>&1'
 
 mockctl() { "$PY" "$HR_MOCKCTL" "$@"; }

@@ -17,7 +17,7 @@
 # PgBouncer's first server login with the new password (its log: the first "new connection to
 # server" after it that no "login failed" follows).
 #
-# Ports: SINKS_PGB_PORT (PgBouncer, default 50398), SINKS_LISTEN_PORT (the webhook, 50399).
+# Ports: SINKS_PGB_PORT (PgBouncer, default 25398), SINKS_LISTEN_PORT (the webhook, 25399).
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -25,8 +25,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NCLIENTS=${SINKS_CLIENTS:-8}
 INTERVAL=${SINKS_INTERVAL:-5s}
-PGB_PORT=${SINKS_PGB_PORT:-50398}
-LISTEN_PORT=${SINKS_LISTEN_PORT:-50399}
+PGB_PORT=${SINKS_PGB_PORT:-25398}
+LISTEN_PORT=${SINKS_LISTEN_PORT:-25399}
 CLI=${HR_PG_RESOLVE:-$HERE/../client/heroku-pg-resolve}
 CLI=$(cd "$(dirname "$CLI")" && pwd)/$(basename "$CLI")
 APP=myapp

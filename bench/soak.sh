@@ -16,7 +16,7 @@ set -euo pipefail
 SECS=${SOAK_SECONDS:-60}
 EVERY=${SOAK_ROTATE_EVERY:-3}
 REFRESH=${SOAK_REFRESH:-1s}
-bench_init soak "${SOAK_PORT:-56398}"
+bench_init soak "${SOAK_PORT:-31398}"
 rotator=''
 bench_at_exit '[[ -n $rotator ]] && kill "$rotator" 2>/dev/null; "$PY" "$HR_MOCKCTL" rate-limit 4500 --refill 75 >/dev/null 2>&1'
 

@@ -25,12 +25,12 @@ ROUNDS=${WATCH_ROUNDS:-20}
 INTERVAL_S=${WATCH_INTERVAL:-30}
 MEASURE_S=${WATCH_MEASURE:-10}
 CHANGES=${WATCH_CHANGES:-10}
-LISTEN_PORT=${WATCH_LISTEN_PORT:-50396}
+LISTEN_PORT=${WATCH_LISTEN_PORT:-25396}
 NAPPS=50
 NCLUSTERS=3
 CLI=${HR_PG_RESOLVE:-$(dirname "${BASH_SOURCE[0]}")/../client/heroku-pg-resolve}
 CLI=$(cd "$(dirname "$CLI")" && pwd)/$(basename "$CLI")
-bench_init watch "${WATCH_PORT:-50397}"
+bench_init watch "${WATCH_PORT:-25397}"
 apps=()
 for i in $(seq -w 1 "$NAPPS"); do apps+=("bench-watch-$i"); done
 watcher=''

@@ -20,8 +20,8 @@ drain rate limits, inject network faults (delays, hangs, drops,
 truncation, ...), subscribe webhooks and read every delivery attempt.
 
 Usage:
-    mock_heroku.py --port 54380 [--host 127.0.0.1]
-        [--tls-port 54381 --tls-cert FILE --tls-key FILE]
+    mock_heroku.py --port 29380 [--host 127.0.0.1]
+        [--tls-port 29381 --tls-cert FILE --tls-key FILE]
         --tokens-file FILE [--data FILE] [--pidfile FILE] [--log FILE]
         [--webhook-ca FILE]
 

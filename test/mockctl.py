@@ -6,7 +6,7 @@ test code (every command is a function taking the mock's base URL first).
 
     mockctl.py [--url URL] CMD ...
 
-URL defaults to $HEROKU_MOCK_URL, else http://127.0.0.1:54380.  Quiet on
+URL defaults to $HEROKU_MOCK_URL, else http://127.0.0.1:29380.  Quiet on
 success unless the command prints a number, an id or JSON (one line); on
 failure one line on stderr and a non-zero exit.  Standard library only.
 """
@@ -20,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-DEFAULT_URL = "http://127.0.0.1:54380"
+DEFAULT_URL = "http://127.0.0.1:29380"
 TIMEOUT = 30
 
 

@@ -1751,7 +1751,7 @@ class MockctlTests(MockTest):
         env.pop("HEROKU_MOCK_URL", None)
         code = "import mockctl; print(mockctl.default_url())"
         r = subprocess.run([sys.executable, "-c", code], cwd=HERE, env=env, capture_output=True, text=True)
-        self.assertEqual(r.stdout.strip(), "http://127.0.0.1:54380")
+        self.assertEqual(r.stdout.strip(), "http://127.0.0.1:29380")
         env["HEROKU_MOCK_URL"] = "http://127.0.0.1:1"
         r = subprocess.run([sys.executable, "-c", code], cwd=HERE, env=env, capture_output=True, text=True)
         self.assertEqual(r.stdout.strip(), "http://127.0.0.1:1")

@@ -20,12 +20,12 @@ LOCAL_LIBRARY_PATH=${HR_LOCAL_LIBRARY_PATH:-}
 # Debian's interpreter, not whatever a version manager puts first in PATH.
 PY=/usr/bin/python3
 HR_TEST_DIR=${HR_TEST_DIR:-/tmp/heroku_resolver_test}
-HR_MOCK_PORT=${HR_MOCK_PORT:-54380}
-HR_MOCK_TLS_PORT=${HR_MOCK_TLS_PORT:-54381}
-HR_LOCAL_PORT=${HR_LOCAL_PORT:-54330}
-HR_REMOTE_PORT=${HR_REMOTE_PORT:-54331}
-HR_REMOTE2_PORT=${HR_REMOTE2_PORT:-54332}
-HR_MTLS_PORT=${HR_MTLS_PORT:-54333}
+HR_MOCK_PORT=${HR_MOCK_PORT:-29380}
+HR_MOCK_TLS_PORT=${HR_MOCK_TLS_PORT:-29381}
+HR_LOCAL_PORT=${HR_LOCAL_PORT:-29330}
+HR_REMOTE_PORT=${HR_REMOTE_PORT:-29331}
+HR_REMOTE2_PORT=${HR_REMOTE2_PORT:-29332}
+HR_MTLS_PORT=${HR_MTLS_PORT:-29333}
 REPO_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Proves a directory was made by this script before anything in it is deleted.
 MARKER=.heroku_resolver_test

@@ -13,7 +13,7 @@ set -euo pipefail
 : "${HR_TEST_DIR:?start the test environment first (test/testenv.sh start)}"
 REPO_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PGBIN=${HR_PGBIN:-/usr/lib/postgresql/15/bin}
-PORT=${HR_VALGRIND_PORT:-54339}
+PORT=${HR_VALGRIND_PORT:-29339}
 VG=$HR_TEST_DIR/valgrind
 DATA=$VG/data
 SRC=$HR_TEST_DIR/src

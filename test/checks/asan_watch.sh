@@ -16,6 +16,6 @@ watch_build clang -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:exitcode=99
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-watch_drive "${HR_WATCH_ASAN_PORT:-50398}" 1 "$WATCH_WORK/heroku-pg-resolve" || true
+watch_drive "${HR_WATCH_ASAN_PORT:-25398}" 1 "$WATCH_WORK/heroku-pg-resolve" || true
 watch_check 'no sanitizer report' bash -c "! grep -q 'Sanitizer' '$WATCH_WORK/err'"
 watch_drive_end

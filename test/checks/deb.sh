@@ -11,7 +11,7 @@
 #   - autopkgtest runs debian/tests with the null runner against the built packages: it installs
 #     them and their test dependencies in this system, then runs the whole pg_regress suite and
 #     the command and library tests against test/testenv.sh's mock API and TLS clusters (ports
-#     HR_DEB_PORT, default 57440, to +4);
+#     HR_DEB_PORT, default 32440, to +4);
 #   - with HR_DEB_INSTALL=1, and by default when CI=true (a throwaway machine), the packages
 #     stay installed: apt-get installs them again from the files and a cluster of the system's
 #     server (port HR_DEB_PORT) runs CREATE EXTENSION from the installed files.  Otherwise the
@@ -25,7 +25,7 @@ set -euo pipefail
 # writing (SIGPIPE): every test here reads a command's whole output first (<<<"$(cmd)").
 cd "$(dirname "$0")/../.."
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-port=${HR_DEB_PORT:-57440}
+port=${HR_DEB_PORT:-32440}
 say() { echo "deb: $*"; }
 die() {
 	say "$*"

@@ -3,7 +3,7 @@
 #   1. `pgxn install ./heroku_resolver-<version>.zip` (Debian's pgxnclient, offline) builds and
 #      installs it; DESTDIR sends the files into a private copy of the PostgreSQL installation,
 #      so the check never overwrites the extension other runs on this machine use;
-#   2. a throwaway cluster of that copy (initdb as postgres, port HR_PGXN_PORT, default 57430)
+#   2. a throwaway cluster of that copy (initdb as postgres, port HR_PGXN_PORT, default 32430)
 #      runs CREATE EXTENSION heroku_resolver and reports the control file's version;
 #   3. `pgxn check` of the same zip runs its pg_regress suite (sql/, expected/) against the test
 #      environment's server ($PGHOST/$PGPORT of env.sh: the tests drive its mock), which runs
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-port=${HR_PGXN_PORT:-57430}
+port=${HR_PGXN_PORT:-32430}
 say() { echo "pgxn: $*"; }
 die() {
 	say "$*"

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 watch_setup valgrind-watch valgrind
 watch_build gcc -g -O0
 vg=$WATCH_WORK/valgrind.log
-watch_drive "${HR_WATCH_VALGRIND_PORT:-50399}" 20 valgrind --quiet --leak-check=full \
+watch_drive "${HR_WATCH_VALGRIND_PORT:-25399}" 20 valgrind --quiet --leak-check=full \
 	--show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=97 \
 	--num-callers=40 --log-file="$vg" "$WATCH_WORK/heroku-pg-resolve" || true
 # the exit status (97) says it; the report says what

@@ -13,7 +13,7 @@
 # their md5 in SQL: none is ever printed or put in a query.
 #
 # Runs as the postgres OS user with $HR_TEST_DIR/env.sh sourced (test/run-tests.sh does both).
-# Listens on 127.0.0.1, ports HR_WATCH_PORT (default 50390) to HR_WATCH_PORT + 4.
+# Listens on 127.0.0.1, ports HR_WATCH_PORT (default 25390) to HR_WATCH_PORT + 4.
 use strict;
 use warnings;
 
@@ -41,7 +41,7 @@ my $REPO = abs_path(dirname(__FILE__) . '/../..');
 my $TMPBASE = $ENV{TESTDIR} || "$ENV{HR_TEST_DIR}/tap";
 mkdir $TMPBASE unless -d $TMPBASE;
 my $TMP = tempdir('watch_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
-my $PORT = $ENV{HR_WATCH_PORT} || 50390;
+my $PORT = $ENV{HR_WATCH_PORT} || 25390;
 my $JSON = JSON::PP->new->utf8->canonical;
 
 # ------------------------------------------------------------------ helpers

@@ -10,7 +10,7 @@
 #   "stopped".
 #
 # Runs as the postgres OS user with $HR_TEST_DIR/env.sh sourced (test/run-tests.sh does both).
-# Listens on 127.0.0.1, port HR_WATCH_PORT + 5 (default 50395); connects from 127.0.0.1 to
+# Listens on 127.0.0.1, port HR_WATCH_PORT + 5 (default 25395); connects from 127.0.0.1 to
 # 127.0.0.3 (the loopback network is all local).
 use strict;
 use warnings;
@@ -34,7 +34,7 @@ need_env(qw(HR_TEST_DIR HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL));
 my $TMPBASE = $ENV{TESTDIR} || "$ENV{HR_TEST_DIR}/tap";
 mkdir $TMPBASE unless -d $TMPBASE;
 my $TMP = tempdir('watchlisten_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
-my $PORT = ($ENV{HR_WATCH_PORT} || 50390) + 5;
+my $PORT = ($ENV{HR_WATCH_PORT} || 25390) + 5;
 my $APP = 'wlisten-a';
 my $DEADLINE = 10;      # the default --request-timeout
 my $PER_ADDRESS = 8;    # the default --max-connections-per-address

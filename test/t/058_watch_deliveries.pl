@@ -8,7 +8,7 @@
 # one changes nothing and costs no API request.
 #
 # Runs as the postgres OS user with $HR_TEST_DIR/env.sh sourced (test/run-tests.sh does both).
-# Listens on 127.0.0.1, port HR_WATCH_PORT + 6 (default 50396).
+# Listens on 127.0.0.1, port HR_WATCH_PORT + 6 (default 25396).
 use strict;
 use warnings;
 
@@ -28,7 +28,7 @@ need_env(qw(HR_TEST_DIR HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL));
 my $TMPBASE = $ENV{TESTDIR} || "$ENV{HR_TEST_DIR}/tap";
 mkdir $TMPBASE unless -d $TMPBASE;
 my $TMP = tempdir('watchdeliv_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
-my $PORT = ($ENV{HR_WATCH_PORT} || 50390) + 6;
+my $PORT = ($ENV{HR_WATCH_PORT} || 25390) + 6;
 my $APP = 'wdeliv-a';
 my $CLI = pg_resolve_cli();
 

@@ -38,7 +38,7 @@ plan(skip_all => 'pgbouncer is not installed (test/install-deps.sh installs it)'
 my $TMPBASE = $ENV{TESTDIR} || "$ENV{HR_TEST_DIR}/tap";
 mkdir $TMPBASE unless -d $TMPBASE;
 my $TMP = tempdir('watchpgb_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
-my $BASE = $ENV{HR_WATCH_PORT} || 50390;
+my $BASE = $ENV{HR_WATCH_PORT} || 25390;
 my ($PORT, $PGB_PORT, $WEAK_PORT) = ($BASE + 9, $BASE + 10, $BASE + 11);
 my $CLI = pg_resolve_cli();
 my $PGB_SH = "$FindBin::Bin/../pgbouncer.sh";

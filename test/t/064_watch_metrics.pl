@@ -7,7 +7,7 @@
 # the watcher with exit status 71 and a clear message.
 #
 # Runs as the postgres OS user with $HR_TEST_DIR/env.sh sourced (test/run-tests.sh does both).
-# Listens on 127.0.0.1, ports HR_WATCH_PORT + 11 and + 12 (default 50401, 50402).
+# Listens on 127.0.0.1, ports HR_WATCH_PORT + 11 and + 12 (default 25401, 25402).
 use strict;
 use warnings;
 
@@ -28,8 +28,8 @@ need_env(qw(HR_TEST_DIR HEROKU_MOCK_URL HR_API_KEY_FILE HR_MOCKCTL));
 my $TMPBASE = $ENV{TESTDIR} || "$ENV{HR_TEST_DIR}/tap";
 mkdir $TMPBASE unless -d $TMPBASE;
 my $TMP = tempdir('watchmetrics_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
-my $MPORT = ($ENV{HR_WATCH_PORT} || 50390) + 11;
-my $HPORT = ($ENV{HR_WATCH_PORT} || 50390) + 12;
+my $MPORT = ($ENV{HR_WATCH_PORT} || 25390) + 11;
+my $HPORT = ($ENV{HR_WATCH_PORT} || 25390) + 12;
 my $APP = 'wmetrics-a';
 my $CLI = pg_resolve_cli();
 my $SECRET = webhook_secret("$TMP/secret");

@@ -6,7 +6,7 @@
 # still told: a refresh that finds nothing costs a 304).
 #
 # Runs as the postgres OS user with $HR_TEST_DIR/env.sh sourced (test/run-tests.sh does both).
-# Listens on 127.0.0.1, port HR_WATCH_PORT + 14 (metrics; default 50404).
+# Listens on 127.0.0.1, port HR_WATCH_PORT + 14 (metrics; default 25404).
 use strict;
 use warnings;
 
@@ -27,7 +27,7 @@ mkdir $TMPBASE unless -d $TMPBASE;
 my $TMP = tempdir('watchall_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
 my $CLI = pg_resolve_cli();
 my $APP = 'wall-a';
-my $PORT = ($ENV{HR_WATCH_PORT} || 50390) + 14;
+my $PORT = ($ENV{HR_WATCH_PORT} || 25390) + 14;
 my $DB_PASSWORD = 'w' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 12);
 
 sub set_url

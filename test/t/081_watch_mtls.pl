@@ -40,7 +40,7 @@ my $TMPBASE = $ENV{TESTDIR} || "$ENV{HR_TEST_DIR}/tap";
 mkdir $TMPBASE unless -d $TMPBASE;
 my $TMP = tempdir('watchmtls_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
 my $CLI = pg_resolve_cli();
-my $BASE = $ENV{HR_WATCH_PORT} || 50390;
+my $BASE = $ENV{HR_WATCH_PORT} || 25390;
 my ($MPORT, $PGB_PORT, $PGB2_PORT) = ($BASE + 5, $BASE + 6, $BASE + 7);
 my $APP = 'private-app';
 my ($cert, $key, $root) = @ENV{qw(HR_CLIENT_CERT HR_CLIENT_KEY HR_TEST_CA)};
