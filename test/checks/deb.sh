@@ -161,6 +161,14 @@ grep -qF "libheroku-resolver1 (= $debver)" <<<"$(depends libheroku-resolver-dev)
 grep -qE '(^|, )libpq-dev' <<<"$(depends libheroku-resolver-dev)" || die "libheroku-resolver-dev lacks libpq-dev (heroku_resolver.pc requires libpq)"
 want heroku-pg-resolve /usr/bin/heroku-pg-resolve /usr/share/man/man1/heroku-pg-resolve.1.gz \
 	/lib/systemd/system/heroku-pg-resolve-watch@.service /usr/lib/sysusers.d/heroku-pg-resolve.conf
+# the README's links name doc/*.md: every package has those pages beside its README
+for d in "${debs[@]}"; do
+	p=$(dpkg-deb -f "$d" Package)
+	docs=$(dpkg-deb -c "$d" | awk '{ print substr($6, 2) }')
+	for page in doc/*.md; do
+		grep -qE "^/usr/share/doc/$p/$page(\.gz)?$" <<<"$docs" || die "$p lacks $page beside its README"
+	done
+done
 for p in libheroku-resolver1 libheroku-resolver-dev heroku-pg-resolve; do
 	[[ $(dpkg-deb -f "$(deb "$p")" Maintainer) == "$who" ]] || die "$p's Maintainer is not $who"
 done
