@@ -22,6 +22,7 @@
 #include <errno.h>
 
 #include "access/heapam.h"
+#include "access/relation.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -33,6 +34,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -74,6 +76,63 @@ tls_table(void)
 }
 
 /*
+ * The table's OID as last found, for the reads of every resolve: finding it
+ * takes three catalog index scans, more than the rest of a warm call.  Any
+ * change to the table's pg_class row (made, dropped, renamed, moved with
+ * the extension's schema) is a relcache invalidation for it, and the
+ * callback forgets the answer; an answer of "none" is forgotten at any
+ * relcache invalidation, so that the table's creation by ALTER EXTENSION
+ * ... UPDATE is seen at once.
+ */
+static Oid	tls_relid = InvalidOid;
+static bool tls_relid_known = false;
+
+static void
+tls_relcache_callback(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || !OidIsValid(tls_relid) || relid == tls_relid)
+		tls_relid_known = false;
+}
+
+/*
+ * The extension's table opened with AccessShareLock, or NULL when there is
+ * none.  Locking it reads pending invalidations: if they name the table
+ * (dropped and made again by another session), look it up afresh.
+ */
+static Relation
+tls_open(void)
+{
+	static bool registered = false;
+	int			attempt;
+
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(tls_relcache_callback, (Datum) 0);
+		registered = true;
+	}
+	for (attempt = 0; attempt < 3; attempt++)
+	{
+		Relation	rel;
+		Oid			relid;
+
+		if (!tls_relid_known)
+		{
+			tls_relid = tls_table();
+			tls_relid_known = true;
+		}
+		if (!OidIsValid(relid = tls_relid))
+			return NULL;
+		rel = try_relation_open(relid, AccessShareLock);
+		if (rel != NULL && tls_relid_known && tls_relid == relid)
+			return rel;
+		if (rel != NULL)
+			relation_close(rel, AccessShareLock);
+		tls_relid_known = false;
+	}
+	return NULL;
+}
+
+/*
  * A text column of tup as a palloc'd C string, or NULL.  heap_deform_tuple,
  * not heap_getattr: the inline heap_getattr of some 17.x headers calls a
  * function that earlier 17.x servers do not export.
@@ -102,16 +161,14 @@ text_col(HeapTuple tup, TupleDesc desc, int attno)
 static bool
 tls_lookup(const char *app, const char *used_var, TlsFiles *out)
 {
-	Oid			relid;
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
 	Snapshot	snap;
 	int			best = 0;
 
-	if (!IsTransactionState() || !OidIsValid(relid = tls_table()))
+	if (!IsTransactionState() || (rel = tls_open()) == NULL)
 		return false;
-	rel = table_open(relid, AccessShareLock);
 	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 	scan = table_beginscan(rel, snap, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
