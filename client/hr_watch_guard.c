@@ -2,9 +2,10 @@
  *
  * hr_watch_guard.c
  *		heroku-pg-resolve watch: what keeps slow or noisy clients from
- *		shutting out the webhook receiver (hr_watch_http.c), beside
- *		libmicrohttpd's own limits (all connections, connections per
- *		client address, idle time):
+ *		shutting out a listener, the webhook receiver (hr_watch_http.c) or
+ *		the metrics listener (hr_watch_metrics.c), beside libmicrohttpd's
+ *		own limits (all connections, connections per client address, idle
+ *		time):
  *
  *		- the deadline: a request must be whole (headers and body) within
  *		  --request-timeout of its connection's start, or of the end of the
@@ -63,6 +64,8 @@ typedef struct guard_kind
 struct hr_watch_guard
 {
 	hr_watch   *w;
+	const char *listener;		/* "webhook" or "metrics", for log lines */
+	int			webhooks;		/* count refusals in heroku_pg_resolve_webhooks_total */
 	long		deadline_ms;
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -114,8 +117,8 @@ flush_kind(hr_watch_guard *g, hr_refusal kind, double now)
 	if (k->pending == 0)
 		return;
 	describe(kind, k->detail, text, sizeof(text));
-	hr_watch_log(g->w, "webhook: %lu more request%s like this in the last %.1f s, the last from %s: %s",
-				 k->pending, k->pending == 1 ? "" : "s", now - k->logged_at, k->who, text);
+	hr_watch_log(g->w, "%s: %lu more request%s like this in the last %.1f s, the last from %s: %s",
+				 g->listener, k->pending, k->pending == 1 ? "" : "s", now - k->logged_at, k->who, text);
 	k->logged_at = now;
 	k->pending = 0;
 }
@@ -138,14 +141,15 @@ note(hr_watch_guard *g, hr_refusal kind, const char *who, const char *detail,
 	double		now = hr_watch_now();
 	guard_kind *k = &g->kinds[kind];
 
-	hr_watch_metric(g->w, HR_M_WEBHOOK, metric_label[kind]);
+	if (g->webhooks)
+		hr_watch_metric(g->w, HR_M_WEBHOOK, metric_label[kind]);
 
 	if (k->pending == 0 && (k->logged_at == 0 || now - k->logged_at >= LOG_EVERY))
 	{
 		char		text[400];
 
 		describe(kind, detail, text, sizeof(text));
-		hr_watch_log(g->w, "webhook from %s: %s", who, text);
+		hr_watch_log(g->w, "%s from %s: %s", g->listener, who, text);
 		k->logged_at = now;
 		count--;
 	}
@@ -226,7 +230,7 @@ guard_thread(void *arg)
 }
 
 hr_watch_guard *
-hr_watch_guard_start(hr_watch *w, long deadline_ms)
+hr_watch_guard_start(hr_watch *w, const char *listener, long deadline_ms)
 {
 	hr_watch_guard *g = calloc(1, sizeof(hr_watch_guard));
 	pthread_condattr_t attr;
@@ -234,6 +238,8 @@ hr_watch_guard_start(hr_watch *w, long deadline_ms)
 	if (g == NULL)
 		return NULL;
 	g->w = w;
+	g->listener = listener;
+	g->webhooks = strcmp(listener, "webhook") == 0;
 	g->deadline_ms = deadline_ms;
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_condattr_init(&attr);

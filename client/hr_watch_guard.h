@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * hr_watch_guard.h
- *		heroku-pg-resolve watch: the webhook receiver's guard
- *		(hr_watch_guard.c): the deadline of each request and the
- *		aggregated log of refused requests.  Called by hr_watch_http.c
- *		only.
+ *		heroku-pg-resolve watch: a listener's guard (hr_watch_guard.c):
+ *		the deadline of each request and the aggregated log of refused
+ *		requests.  Used by the webhook receiver (hr_watch_http.c) and the
+ *		metrics listener (hr_watch_metrics.c, the deadline only).
  *
  *-------------------------------------------------------------------------
  */
@@ -35,7 +35,9 @@ typedef enum hr_refusal
 
 typedef struct hr_watch_guard hr_watch_guard;
 
-extern hr_watch_guard *hr_watch_guard_start(hr_watch *w, long deadline_ms);
+/* listener: "webhook" or "metrics", as log lines name it */
+extern hr_watch_guard *hr_watch_guard_start(hr_watch *w, const char *listener,
+											 long deadline_ms);
 extern void hr_watch_guard_stop(hr_watch_guard *g);
 /* MHD_OPTION_NOTIFY_CONNECTION's callback; its closure is the guard */
 extern void hr_watch_guard_connection(void *cls, struct MHD_Connection *c,

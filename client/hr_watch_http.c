@@ -375,7 +375,7 @@ hr_watch_http_start(hr_watch *w, char *why, size_t whylen)
 	}
 	pthread_mutex_init(&h->mu, NULL);
 	w->http = h;
-	h->guard = hr_watch_guard_start(w, w->request_timeout_ms);
+	h->guard = hr_watch_guard_start(w, "webhook", w->request_timeout_ms);
 	if (h->guard == NULL)
 	{
 		freeaddrinfo(ai);

@@ -9,8 +9,9 @@
  * Counters are kept whether or not the listener runs (a few adds under a
  * mutex); each is a family and a fixed label word.  The listener is
  * libmicrohttpd, as the webhook receiver, with one polling thread, a
- * bound on connections per client address and an idle timeout; it answers
- * GET and HEAD on /metrics only.
+ * bound on connections per client address, an idle timeout and, from the
+ * webhook receiver's guard (hr_watch_guard.c), a deadline for each whole
+ * request (--request-timeout); it answers GET and HEAD on /metrics only.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +26,7 @@
 
 #include "hr_internal.h"
 #include "hr_watch.h"
+#include "hr_watch_guard.h"
 #include "hr_watch_sinks.h"
 #include "hr_watch_tls.h"
 
@@ -46,6 +48,7 @@ struct hr_watch_metrics
 	int			nsamples;
 	time_t		gauges[HR_MT_GAUGES];
 	struct MHD_Daemon *daemon;
+	hr_watch_guard *guard;
 };
 
 static const struct
@@ -234,6 +237,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 	(void) upload;
 	(void) upload_size;
 	(void) con_cls;
+	/* the request line and headers are whole: no deadline while answering */
+	hr_watch_guard_answering(c);
 	if (strcmp(url, "/metrics") != 0)
 		return reply(c, 404, "text/plain", "not found\n", MHD_RESPMEM_PERSISTENT);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
@@ -242,6 +247,17 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 	if (text == NULL)
 		return reply(c, 500, "text/plain", "out of memory\n", MHD_RESPMEM_PERSISTENT);
 	return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, MHD_RESPMEM_MUST_FREE);
+}
+
+/* The request is over: a next one on the connection gets a deadline of its own. */
+static void
+completed(void *cls, struct MHD_Connection *c, void **con_cls,
+		  enum MHD_RequestTerminationCode toe)
+{
+	(void) cls;
+	(void) con_cls;
+	(void) toe;
+	hr_watch_guard_request_over(c);
 }
 
 int
@@ -258,6 +274,13 @@ hr_watch_metrics_start(hr_watch *w, char *why, size_t whylen)
 		return HR_WATCH_EX_METRICS;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	m->guard = hr_watch_guard_start(w, "metrics", w->request_timeout_ms);
+	if (m->guard == NULL)
+	{
+		freeaddrinfo(ai);
+		snprintf(why, whylen, "could not start a thread");
+		return HR_WATCH_EX_METRICS;
+	}
 	errno = 0;
 	m->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handler, w,
 								 MHD_OPTION_SOCK_ADDR, ai->ai_addr,
@@ -265,10 +288,14 @@ hr_watch_metrics_start(hr_watch *w, char *why, size_t whylen)
 								 MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 								 (unsigned int) HR_WATCH_DEFAULT_PER_ADDRESS,
 								 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) METRICS_IDLE_TIMEOUT_S,
+								 MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+								 MHD_OPTION_NOTIFY_CONNECTION, hr_watch_guard_connection, m->guard,
 								 MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (m->daemon == NULL)
 	{
+		hr_watch_guard_stop(m->guard);
+		m->guard = NULL;
 		snprintf(why, whylen, "%s", errno ? strerror(errno) : "libmicrohttpd could not start");
 		return HR_WATCH_EX_METRICS;
 	}
@@ -284,6 +311,7 @@ hr_watch_metrics_stop(hr_watch *w)
 		return;
 	if (m->daemon)
 		MHD_stop_daemon(m->daemon);
+	hr_watch_guard_stop(m->guard);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
 	w->metrics = NULL;

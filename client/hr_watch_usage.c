@@ -62,8 +62,9 @@ hr_watch_usage(void)
 		   "      --webhook-authorization-file FILE  the Authorization the webhooks send\n"
 		   "      --max-connections-per-address N  connections from one client address\n"
 		   "                           at once, 1 to %d (default %d; of %d in all)\n"
-		   "      --request-timeout TIME  a webhook request must be whole (headers and\n"
-		   "                           body) within TIME, else it is cut (default %lds)\n"
+		   "      --request-timeout TIME  a request (webhook or metrics) must be whole\n"
+		   "                           (headers and body) within TIME, else it is cut\n"
+		   "                           (default %lds)\n"
 		   "      --syslog             log to syslog instead of standard error\n\n",
 		   HR_WATCH_MAX_CONNECTIONS, HR_WATCH_DEFAULT_PER_ADDRESS, HR_WATCH_MAX_CONNECTIONS,
 		   HR_WATCH_DEFAULT_REQUEST_TIMEOUT_MS / 1000);

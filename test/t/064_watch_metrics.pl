@@ -4,7 +4,8 @@
 # the counter values expected after known events (an applied webhook, a refused one, a rotation
 # written to the env file, an on-change run, feed listings, API requests) and the time gauges;
 # the webhook paths are not on the metrics listener nor the reverse; a metrics port in use ends
-# the watcher with exit status 71 and a clear message.
+# the watcher with exit status 71 and a clear message; slow scrapers are cut at the deadline for a
+# whole request (--request-timeout), with a log line, and scrapes are answered again.
 #
 # Runs as the postgres OS user with $HR_TEST_DIR/env.sh sourced (test/run-tests.sh does both).
 # Listens on 127.0.0.1, ports HR_WATCH_PORT + 11 and + 12 (default 25401, 25402).
@@ -14,11 +15,13 @@ use warnings;
 use Digest::SHA qw(hmac_sha256);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
+use IO::Select;
+use IO::Socket::INET;
 use IPC::Run qw(start run);
 use JSON::PP;
 use MIME::Base64 qw(encode_base64);
 use Test::More;
-use Time::HiRes qw(sleep);
+use Time::HiRes qw(sleep time);
 use FindBin;
 use lib $FindBin::Bin;
 use HrTest;
@@ -31,6 +34,7 @@ my $TMP = tempdir('watchmetrics_XXXXXX', DIR => $TMPBASE, CLEANUP => 1);
 my $MPORT = ($ENV{HR_WATCH_PORT} || 25390) + 11;
 my $HPORT = ($ENV{HR_WATCH_PORT} || 25390) + 12;
 my $APP = 'wmetrics-a';
+my $DEADLINE = 2;    # --request-timeout, in seconds
 my $CLI = pg_resolve_cli();
 my $SECRET = webhook_secret("$TMP/secret");
 
@@ -69,7 +73,7 @@ my $h;
 	$h = start([ $CLI, 'watch', '--api-key-file', $ENV{HR_API_KEY_FILE}, '--service', "m=$APP",
 			'--service-file', "$TMP/svc.conf", '--env-file', "$TMP/m.env", '--on-change', 'true',
 			'--interval', '1h', '--listen', "127.0.0.1:$HPORT", '--webhook-secret-file', "$TMP/secret",
-			'--metrics-listen', "127.0.0.1:$MPORT" ],
+			'--metrics-listen', "127.0.0.1:$MPORT", '--request-timeout', "${DEADLINE}s" ],
 		'<', \undef, '>', "$TMP/watch.out", '2>', $err);
 }
 ok(wait_until(sub { (slurp_raw($err) // '') =~ /watching 1 app/ || !$h->pumpable }, 30) && $h->pumpable,
@@ -120,6 +124,52 @@ is(HTTP::Tiny->new->post("http://127.0.0.1:$MPORT/metrics", { content => 'x' })-
 	is($? >> 8, 71, 'a metrics port in use: exit status 71');
 	like($e2, qr/could not listen on 127\.0\.0\.1:\d+ for metrics: Address already in use/, 'and a clear message')
 	  or diag($e2);
+}
+
+# Slow scrapers: 8 connections (the limit of one address) that send a request line, then a header
+# line every half second, for up to 15 s. The idle timeout (10 s) never ends them: the deadline
+# for a whole request does, and a scrape is answered again.
+{
+	local $SIG{PIPE} = 'IGNORE';
+	my (@slow, %closed);
+	my $t0 = time;
+	for my $i (0 .. 7)
+	{
+		my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $MPORT, Timeout => 5)
+		  or die "connect: $!";
+		syswrite($s, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+		push @slow, $s;
+	}
+	my $sel = IO::Select->new(@slow);
+	while (time < $t0 + 15 && keys %closed < 8)
+	{
+		for my $i (grep { !$closed{$_} } 0 .. 7)
+		{
+			$closed{$i} = time unless defined syswrite($slow[$i], "X-Slow-$i: " . int(time) . "\r\n");
+		}
+		for my $s ($sel->can_read(0.5))
+		{
+			my ($i) = grep { $slow[$_] == $s } 0 .. 7;
+			my $n = sysread($s, my $buf, 4096);
+			if (!$n)
+			{
+				$closed{$i} //= time;
+				$sel->remove($s);
+			}
+		}
+	}
+	my @held = map { defined $closed{$_} ? $closed{$_} - $t0 : 15 } 0 .. 7;
+	is(scalar(keys %closed), 8, 'slow scrapers: all 8 connections were closed by the watcher within 15 s');
+	ok(!(grep { $_ < $DEADLINE - 0.5 } @held), sprintf('slow scrapers: none before the %d s deadline (%s s)',
+		$DEADLINE, join(' ', map { sprintf '%.1f', $_ } @held)));
+	close $_ for @slow;
+	ok(wait_until(sub { (slurp_raw($err) // '') =~
+		/^heroku-pg-resolve watch: metrics from 127\.0\.0\.1: cut: the request was not whole by its deadline: 2\.0 s$/m }, 5),
+		'slow scrapers: the cut is logged, naming the metrics listener');
+	($res, $m) = scrape();
+	is($res->{status}, 200, 'slow scrapers: a scrape is answered again');
+	ok(!defined $m->{'heroku_pg_resolve_webhooks_total{result=cut_deadline}'},
+		'slow scrapers: not counted as webhooks');
 }
 
 $h->signal('TERM');
