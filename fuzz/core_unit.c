@@ -323,6 +323,11 @@ test_mask(void)
 		{"postgres://u:se#cret@h/db", "postgres://u:***@h/db"},
 		{"postgres://u:pw?x@h/db", "postgres://u:***@h/db"},
 		{"postgres://u:pw?x", "postgres://u:pw"},
+		/* a query between the first '@' (libpq's) and the last is not shown */
+		{"postgres://@h?password=secret@x", "postgres://@x"},
+		{"postgres://h?password=secret@x/db", "postgres://***@x/db"},
+		{"postgres://u:pw@h?password=secret@x/db?sslmode=require", "postgres://u:***@x/db"},
+		{"postgres://u@h,h2:5433/db", "postgres://u@h,h2:5433/db"},
 		{"no scheme", "***"},
 	};
 	size_t		i;

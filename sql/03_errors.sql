@@ -89,11 +89,13 @@ SELECT regress.detail($$SELECT heroku_dblink_url('myapp')$$);
 -- 22023: the value is not a postgres URI, or libpq cannot parse it
 SELECT regress.try($$SELECT heroku_dblink_url('myapp', 'REDIS_URL')$$);
 SELECT regress.detail($$SELECT heroku_dblink_url('myapp', 'REDIS_URL')$$);
-\! /usr/bin/python3 test/mockctl.py put-app scratch-app --var 'BADPCT=postgres://u:pw@h.example/db?x=%zz' --var 'NOHOST=postgres:///db' --var 'BADPORT=postgres://u:pw@h.example:99999/db' --var 'BADMODE=postgres://u:pw@h.example/db?sslmode=sometimes' --var 'BADKEY=postgres://u:pw@h.example/db?nosuchoption=1' --var 'NOTURL=host=h.example password=pw'
+\! /usr/bin/python3 test/mockctl.py put-app scratch-app --var 'BADPCT=postgres://u:pw@h.example/db?x=%zz' --var 'NOHOST=postgres:///db' --var 'BADPORT=postgres://u:pw@h.example:99999/db' --var 'BADMODE=postgres://u:pw@h.example/db?sslmode=sometimes' --var 'BADKEY=postgres://u:pw@h.example/db?nosuchoption=1' --var 'NOTURL=host=h.example password=pw' --var 'ATQUERY=postgres://@h.example?password=querysecret@x%zz/db'
 SELECT v, regress.try(format('SELECT heroku_dblink_url(%L, %L)', 'scratch-app', v))
 FROM unnest(ARRAY['BADPCT', 'NOHOST', 'BADPORT', 'BADMODE', 'BADKEY', 'NOTURL']) AS v;
 -- the DETAIL shows the URL with its password masked
 SELECT regress.detail($$SELECT heroku_dblink_url('scratch-app', 'BADPCT')$$);
+-- libpq ends the userinfo at the first '@': a query before a later '@' is not shown either
+SELECT regress.detail($$SELECT heroku_dblink_url('scratch-app', 'ATQUERY')$$);
 \! /usr/bin/python3 test/mockctl.py delete-app scratch-app
 
 -- 22023: an API URL that would send the token in clear text, or no URL

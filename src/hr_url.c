@@ -56,8 +56,8 @@ hr_mask_url(const char *url)
 	const char *scheme_end;
 	const char *auth;
 	const char *auth_end;
-	const char *at = NULL;
-	const char *colon = NULL;
+	const char *at;
+	const char *host;
 	const char *p;
 	hr_buf		b;
 
@@ -72,41 +72,38 @@ hr_mask_url(const char *url)
 			  (p > url && (isdigit((unsigned char) *p) || *p == '+' || *p == '-' || *p == '.'))))
 			return hr_strdup("***");
 	auth = scheme_end + 3;
-	/*
-	 * The last '@' before the path ends the userinfo.  libpq looks for it up
-	 * to the first '/' only, so a '?' or '#' before it is part of the
-	 * password ("postgres://u:pw?x@h/db"), not the start of a query.
-	 */
+	/* libpq's authority ends at the first '/' (not at '?' or '#') */
 	auth_end = auth + strcspn(auth, "/");
-	for (p = auth; p < auth_end; p++)
-		if (*p == '@')
-			at = p;
-	auth_end = (at ? at : auth) + strcspn(at ? at : auth, "/?#");
-	if (at == NULL)
-	{
-		/* no userinfo: nothing secret before the path; hide the query */
-		hr_buf_init(&b);
-		hr_buf_append(&b, url, auth_end - url);
-		if (*auth_end == '/')
-			hr_buf_append(&b, auth_end, strcspn(auth_end, "?#"));
-		if (b.oom)
-			return NULL;
-		return b.data;
-	}
-	for (p = auth; p < at; p++)
-		if (*p == ':')
-		{
-			colon = p;
-			break;
-		}
+	at = memchr(auth, '@', auth_end - auth);
 	hr_buf_init(&b);
-	hr_buf_append(&b, url, (colon ? colon : at) - url);
-	if (colon)
-		hr_buf_puts(&b, ":***");
-	hr_buf_append(&b, at, auth_end - at);
-	/* the path (dbname) is harmless; query parameters may hold secrets */
-	if (*auth_end == '/')
-		hr_buf_append(&b, auth_end, strcspn(auth_end, "?#"));
+	hr_buf_append(&b, url, auth - url);
+	host = auth;
+	if (at != NULL)
+	{
+		/*
+		 * libpq's userinfo ends at the first '@': its user (before a ':') is
+		 * shown unless it looks like parameters, its password never.  The
+		 * host shown is what follows the last '@': what lies between (for
+		 * libpq, hosts and a query: "postgres://@h?password=pw@x") is not.
+		 */
+		size_t		user_len = strcspn(auth, ":@");
+
+		if (strcspn(auth, "?&=#") < user_len)
+			hr_buf_puts(&b, "***");
+		else
+			hr_buf_append(&b, auth, user_len);
+		if (auth[user_len] == ':')
+			hr_buf_puts(&b, ":***");
+		hr_buf_puts(&b, "@");
+		for (p = at; p < auth_end; p++)
+			if (*p == '@')
+				host = p + 1;
+	}
+	/* the hosts and the path (dbname) are harmless; a query may hold secrets */
+	p = host + strcspn(host, "/?#");
+	hr_buf_append(&b, host, p - host);
+	if (*p == '/')
+		hr_buf_append(&b, p, strcspn(p, "?#"));
 	if (b.oom)
 		return NULL;
 	return b.data;
